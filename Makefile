@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+APT_PKGS := ffmpeg flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup system-deps test test-fast demo bench clean
+
+setup: system-deps $(STAMP)
+
+# Debian packages: FFmpeg's libraries (torchcodec), and the offline TTS engines.
+system-deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		echo "installing Debian packages: $$missing"; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[models,tts,test]'
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+# Unit tests only (no real pretrained weights).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+demo: setup
+	$(VENV)/bin/speechft run recipes/medical/recipe.yaml
+
+bench: setup
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf runs data .pytest_cache

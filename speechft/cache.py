@@ -1,0 +1,102 @@
+"""Frozen-prefix activation cache: compute the frozen lower part of the encoder once per utterance.
+
+A frozen unit's output for a given audio never changes, so it is computed once (batched, no
+grad), stored as fp16 .npy files (memory-mapped when read), and training runs only the rest.
+Entries are keyed by the audio's content hash and a fingerprint of the frozen weights, the
+prefix depth and the feature settings: change the audio or the model and they are recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .audio import file_sha1, load_audio
+from .manifest import Utterance
+
+log = logging.getLogger(__name__)
+
+
+def model_fingerprint(adapter, k: int) -> str:
+    """Hash of what determines the prefix output: the frozen units' weights and feature settings."""
+    from .freeze import encoder_units
+
+    h = hashlib.sha1(f"{adapter.family}:k={k}".encode())
+    fe = adapter.processor.feature_extractor
+    h.update(json.dumps(fe.to_dict(), sort_keys=True, default=str).encode())
+    params = dict(adapter.model.named_parameters())
+    for unit in encoder_units(list(params), adapter.family)[:k]:
+        for name in sorted(unit):
+            h.update(name.encode())
+            h.update(params[name].detach().to(torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class PrefixCache:
+    """Per-utterance store of the lowest `k` encoder units' output for one model.
+
+    Args:
+        root: cache folder (shared between runs, so a second run of a recipe reuses it).
+        adapter: the family adapter (WhisperAdapter, CTCAdapter).
+        k: number of frozen encoder units (0 = cache the input features).
+        enabled: False computes every request afresh (used when augmentation changes the audio).
+    """
+
+    def __init__(self, root: str | Path, adapter, k: int, batch_size: int = 8, enabled: bool = True):
+        self.adapter = adapter
+        self.k = k
+        self.batch_size = batch_size
+        self.enabled = enabled
+        self.dir = Path(root) / model_fingerprint(adapter, k) if enabled else None
+        self._audio_keys: dict[str, str] = {}
+        self.computed = 0  # entries computed by this instance (tests and logs read it)
+
+    def _key(self, utt: Utterance) -> str:
+        path = utt.audio_filepath
+        stat = os.stat(path)
+        memo = (path, stat.st_size, stat.st_mtime_ns)
+        key = self._audio_keys.get(memo)
+        if key is None:
+            key = self._audio_keys[memo] = file_sha1(path)
+        return key
+
+    def _path(self, utt: Utterance) -> Path:
+        return self.dir / f"{self._key(utt)}.npy"
+
+    def _compute(self, utts: list[Utterance]) -> list[np.ndarray]:
+        audios = [load_audio(u.audio_filepath) for u in utts]
+        with torch.no_grad():
+            out = self.adapter.prefix_batch(audios, self.k)
+        return [o.to(torch.float16).numpy() for o in out]
+
+    def build(self, utts: list[Utterance], desc: str = "cache") -> None:
+        """Compute every missing entry, in batches sorted by duration (less padding)."""
+        if not self.enabled:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        missing = sorted({str(self._path(u)): u for u in utts if not self._path(u).exists()}.values(), key=lambda u: u.duration or 0)
+        if not missing:
+            return
+        for i in tqdm(range(0, len(missing), self.batch_size), desc=desc, unit="batch", leave=False):
+            batch = missing[i : i + self.batch_size]
+            for utt, arr in zip(batch, self._compute(batch)):
+                path = self._path(utt)
+                tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.npy")
+                np.save(tmp, arr)
+                tmp.replace(path)  # atomic: a reader never sees a half-written entry
+                self.computed += 1
+
+    def get(self, utts: list[Utterance]) -> list[torch.Tensor]:
+        """The prefix outputs (fp32 tensors) of `utts`, computing what is missing."""
+        if not self.enabled:
+            with torch.no_grad():
+                return list(self.adapter.prefix_batch([load_audio(u.audio_filepath) for u in utts], self.k))
+        self.build(utts, desc="cache")
+        return [torch.from_numpy(np.load(self._path(u), mmap_mode="r").astype(np.float32)) for u in utts]

@@ -1,0 +1,239 @@
+"""Recipe configuration: one flat YAML per domain loaded into typed dataclasses.
+
+`load_config(path, overrides)` rejects unknown keys and wrong types, naming the key,
+so a typo in a recipe fails in a second instead of silently training the wrong thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import SpeechftError
+
+FREEZE_POLICIES = ("full", "feature_encoder", "encoder", "lower", "gradual")
+
+
+@dataclass
+class DataConfig:
+    train: str = ""
+    dev: str = ""
+    test: str = ""
+    general: str | None = None  # real-speech regression set: forgetting is measured on it
+    terms: str | None = None
+    prepare: list[str] = field(default_factory=list)  # `speechft prepare` targets run before the recipe
+    skip_invalid: bool = False  # train on the valid rest instead of stopping on bad data
+    max_seconds: float = 30.0  # longer audio is dropped (Whisper's window)
+    root: str | None = None  # when set, audio paths must stay inside it
+
+    def __post_init__(self):
+        for name in ("train", "dev", "test"):
+            if not getattr(self, name):
+                raise SpeechftError(f"data.{name} is required: the path of the {name} manifest (JSON Lines)")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "whisper-tiny.en"  # alias, local folder or hub id
+    family: str = "auto"  # auto | whisper | ctc
+    language: str | None = "en"  # Whisper: forced language (None for .en models is fine)
+    task: str = "transcribe"
+
+    def __post_init__(self):
+        if self.family not in ("auto", "whisper", "ctc", "wav2vec2"):
+            raise SpeechftError(f"model.family={self.family!r}: use auto, whisper or ctc")
+
+
+@dataclass
+class FreezeConfig:
+    policy: str = "encoder"
+    layers: int = 0  # `lower`: lowest N encoder blocks frozen
+    decoder_layers: int = 0  # `lower` (Whisper): lowest M decoder blocks frozen too
+    gradual_start: str = "encoder"  # `gradual`: the frozen set to start from
+    gradual_every: int = 1  # unfreeze one more block top-down every K units
+    gradual_unit: str = "epoch"  # epoch | step
+
+    def __post_init__(self):
+        if ":" in self.policy:  # shorthand "lower:2"
+            self.policy, n = self.policy.split(":", 1)
+            self.layers = _parse_int("freeze.policy", n)
+        if self.policy not in FREEZE_POLICIES:
+            raise SpeechftError(f"freeze.policy={self.policy!r}: use one of {', '.join(FREEZE_POLICIES)}")
+        if self.layers < 0 or self.decoder_layers < 0 or self.gradual_every < 1:
+            raise SpeechftError("freeze.layers/decoder_layers must be >= 0 and freeze.gradual_every >= 1")
+        if self.gradual_unit not in ("epoch", "step"):
+            raise SpeechftError(f"freeze.gradual_unit={self.gradual_unit!r}: use epoch or step")
+        if self.gradual_start not in ("feature_encoder", "encoder", "lower"):
+            raise SpeechftError(f"freeze.gradual_start={self.gradual_start!r}: use feature_encoder, encoder or lower")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    max_steps: int = -1  # optimizer steps; -1 = run all epochs
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 1234
+    early_stopping_patience: int = 2  # epochs without dev improvement
+    select_by: str = "wer"  # dev metric that picks the best checkpoint: wer | loss
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast on GPU only)
+    cache: bool = True  # frozen-prefix activation cache
+    threads: int = 0  # torch threads; 0 = all cores
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise SpeechftError("train.epochs, train.batch_size and train.grad_accum must be >= 1")
+        if self.lr <= 0:
+            raise SpeechftError(f"train.lr={self.lr}: must be > 0")
+        if self.select_by not in ("wer", "loss"):
+            raise SpeechftError(f"train.select_by={self.select_by!r}: use wer or loss")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise SpeechftError(f"train.precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 16
+    num_beams: int = 1
+    max_new_tokens: int = 128
+    prompted: bool = True  # also evaluate the pretrained model with the terms as a decoding prompt
+    max_prompt_terms: int = 200  # Whisper's prompt holds at most ~223 tokens
+
+
+@dataclass
+class ExportConfig:
+    format: str = "none"  # none | ct2
+    quantization: str = "int8"
+    max_wer_gap: float = 0.01
+
+    def __post_init__(self):
+        if self.format not in ("none", "ct2"):
+            raise SpeechftError(f"export.format={self.format!r}: use none or ct2")
+
+
+@dataclass
+class RecipeConfig:
+    name: str = "recipe"
+    output_dir: str | None = None  # default runs/<name>/<timestamp>
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _parse_int(key: str, value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SpeechftError(f"{key}={value!r}: expected an integer") from None
+
+
+def _check_type(key: str, value, hint):
+    """Return `value` coerced to `hint`, or raise naming the key."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, list):
+            raise SpeechftError(f"{key}: expected a list, got {value!r}")
+        return [_check_type(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # e.g. a model name "7" or a quantization written bare
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise SpeechftError(f"{key}: expected {hint.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _build(cls, values: dict, prefix: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise SpeechftError(
+            f"unknown config key {where}{unknown[0]}. Valid keys{' in ' + prefix if prefix else ''}: {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise SpeechftError(f"{key}: expected a mapping of keys, got {value!r}")
+            kwargs[name] = _build(hint, value, key)
+        else:
+            kwargs[name] = _check_type(key, value, hint)
+    return cls(**kwargs)
+
+
+def apply_override(values: dict, override: str) -> None:
+    """Apply one `a.b=value` override in place; the value is parsed as YAML (so 3 is an int)."""
+    if "=" not in override:
+        raise SpeechftError(f"override {override!r}: expected key=value, e.g. train.max_steps=20")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = values
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SpeechftError(f"override {override!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> RecipeConfig:
+    """Load a recipe YAML and apply `key=value` overrides.
+
+    Relative data paths are kept as written: they resolve against the working directory,
+    as in the recipe's header command (run from the repository root).
+
+    Raises:
+        SpeechftError: missing file, invalid YAML, unknown key or wrong type (naming the key).
+    """
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SpeechftError(f"recipe not found: {path}. Fix: pass a recipe YAML, e.g. recipes/medical/recipe.yaml")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise SpeechftError(f"recipe {path} is not valid YAML: {e}") from None
+        if not isinstance(values, dict):
+            raise SpeechftError(f"recipe {path}: expected a mapping of sections at the top level")
+    for override in overrides:
+        apply_override(values, override)
+    return _build(RecipeConfig, values, "")
+
+
+def save_config(cfg: RecipeConfig, path: str | Path) -> None:
+    """Write the resolved config (every key, defaults included) as YAML."""
+    from .io_utils import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,112 @@
+"""Scoring with jiwer on normalised text, and batched transcription of a manifest."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import jiwer
+import torch
+from tqdm import tqdm
+
+from .manifest import Utterance
+from .text import normalize, term_hits
+
+
+@dataclass
+class UtteranceResult:
+    id: str
+    ref: str
+    hyp: str
+    ref_norm: str
+    hyp_norm: str
+    errors: int  # word substitutions + deletions + insertions
+    words: int  # reference words
+    term_total: int = 0
+    term_hits: int = 0
+
+
+@dataclass
+class EvalResult:
+    """Corpus-level scores (fractions: 0.05 = 5%) and per-utterance detail."""
+
+    wer: float
+    cer: float
+    term_recall: float | None
+    n: int
+    utterances: list[UtteranceResult] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """The JSON fields without the per-utterance list."""
+        return {"wer": self.wer, "cer": self.cer, "term_recall": self.term_recall, "n": self.n}
+
+    def to_dict(self) -> dict:
+        return {**self.summary(), "utterances": [dataclasses.asdict(u) for u in self.utterances]}
+
+
+def _edit_counts(ref: str, hyp: str, unit: str) -> tuple[int, int]:
+    """(errors, reference length) for words or characters; an empty reference counts insertions."""
+    ref_units = ref.split() if unit == "word" else list(ref)
+    hyp_units = hyp.split() if unit == "word" else list(hyp)
+    if not ref_units:
+        return len(hyp_units), 0
+    if not hyp_units:
+        return len(ref_units), len(ref_units)
+    out = jiwer.process_words(ref, hyp) if unit == "word" else jiwer.process_characters(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, len(ref_units)
+
+
+def score(refs: list[str], hyps: list[str], ids: list[str], terms: list[str] | None = None) -> EvalResult:
+    """WER, CER and term recall of hypotheses against references, on normalised text.
+
+    Term recall: over every occurrence of a term in a normalised reference, the fraction
+    the hypothesis of the same utterance also holds (None when no terms are given).
+    """
+    norm_terms = sorted({normalize(t) for t in terms or []} - {""})
+    results = []
+    tot = {"err": 0, "words": 0, "cerr": 0, "chars": 0, "terms": 0, "hits": 0}
+    for uid, ref, hyp in zip(ids, refs, hyps):
+        r, h = normalize(ref), normalize(hyp)
+        err, words = _edit_counts(r, h, "word")
+        cerr, chars = _edit_counts(r, h, "char")
+        t_total, t_hit = term_hits(r, h, norm_terms)
+        results.append(UtteranceResult(uid, ref, hyp, r, h, err, words, t_total, t_hit))
+        for k, v in (("err", err), ("words", words), ("cerr", cerr), ("chars", chars), ("terms", t_total), ("hits", t_hit)):
+            tot[k] += v
+    recall = (tot["hits"] / tot["terms"] if tot["terms"] else None) if terms else None
+    return EvalResult(
+        wer=tot["err"] / max(tot["words"], 1),
+        cer=tot["cerr"] / max(tot["chars"], 1),
+        term_recall=recall,
+        n=len(results),
+        utterances=results,
+    )
+
+
+@torch.no_grad()
+def transcribe(adapter, utts: list[Utterance], cache, batch_size: int = 16, desc: str = "decode", **decode) -> list[str]:
+    """Transcribe utterances in batches, reusing the cache's frozen-prefix outputs.
+
+    Batches are formed over utterances sorted by duration so similar lengths decode together;
+    the output order is the input order. `decode` goes to the adapter (Whisper: prompt,
+    num_beams, max_new_tokens; CTC: num_beams, hotwords, hotword_weight).
+    """
+    adapter.model.eval()
+    device = next(adapter.model.parameters()).device
+    order = sorted(range(len(utts)), key=lambda i: utts[i].duration or 0.0)
+    hyps: list[str] = [""] * len(utts)
+    cache.build(utts, desc=f"{desc}: encode")
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
+        idx = order[start : start + batch_size]
+        batch = adapter.collate(cache.get([utts[i] for i in idx]), device)
+        texts = adapter.transcribe_hidden(batch, cache.k, **decode)
+        for i, text in zip(idx, texts):
+            hyps[i] = text
+    return hyps
+
+
+def evaluate(adapter, utts: list[Utterance], cache, terms: list[str] | None = None, batch_size: int = 16,
+             desc: str = "eval", **decode) -> EvalResult:
+    """Transcribe and score a list of utterances (`decode`: options for the adapter's decoder)."""
+    hyps = transcribe(adapter, utts, cache, batch_size, desc, **decode)
+    return score([u.text for u in utts], hyps, [u.id for u in utts], terms)

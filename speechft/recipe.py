@@ -1,0 +1,210 @@
+"""The recipe runner: validate -> baseline -> freeze -> train -> evaluate -> report -> export.
+
+The one module that crosses stages. Every output is written atomically, a run folder that did
+not finish carries an INCOMPLETE marker, and `runs/<recipe>/latest` only ever points to a
+finished run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import resource
+import time
+from datetime import datetime
+from pathlib import Path
+
+from .config import RecipeConfig, save_config
+from .errors import SpeechftError
+from .freeze import count_params, trainable_summary
+from .io_utils import atomic_write_text, replace_dir
+from .manifest import Utterance
+from .report import change_lines, model_card, results_table, write_report
+from .text import read_terms
+from .validate import Limits, summarize, validate_manifest
+
+log = logging.getLogger("speechft")
+INCOMPLETE_MARKER = "INCOMPLETE"
+
+
+def speechft_home() -> Path:
+    return Path(os.environ.get("SPEECHFT_HOME", Path.home() / ".cache" / "speechft"))
+
+
+class StageTimer:
+    """Wall time per stage, printed as each ends."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        log.info("== stage %s", name)
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        log.info("== stage %s done in %.1f s", name, self.seconds[name])
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _setup_logging(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def new_run_dir(cfg: RecipeConfig) -> Path:
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / cfg.name / stamp
+
+
+def point_latest(run_dir: Path) -> None:
+    """Atomically repoint runs/<recipe>/latest at a finished run (symlink swap)."""
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.tmp{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    tmp.replace(latest)
+
+
+def load_sets(cfg: RecipeConfig, limits: Limits) -> tuple[dict[str, list[Utterance]], dict]:
+    """Validate every manifest of the recipe; stop on errors unless data.skip_invalid.
+
+    Returns:
+        ({set name: usable utterances}, {"count": n left out, "reasons": {problem: n}})
+    """
+    paths = {"train": cfg.data.train, "dev": cfg.data.dev, "test": cfg.data.test}
+    if cfg.data.general:
+        paths["general"] = cfg.data.general
+    sets, problems = {}, []
+    for name, path in paths.items():
+        usable, probs = validate_manifest(path, limits)
+        sets[name] = usable
+        problems += probs
+    errors = [p for p in problems if p.severity == "error"]
+    if problems:
+        log.warning("validation:\n%s", summarize(problems))
+    if errors and not cfg.data.skip_invalid:
+        raise SpeechftError(
+            f"{len(errors)} invalid utterance(s); nothing was trained:\n{summarize(problems)}\n"
+            "Fix the lines above, or set data.skip_invalid=true to train on the rest"
+        )
+    left_out = [p for p in problems if p.severity in ("error", "drop")]
+    reasons: dict[str, int] = {}
+    for p in left_out:
+        key = p.problem.split(" (")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    for name, utts in sets.items():
+        if not utts:
+            raise SpeechftError(f"the {name} set ({paths[name]}) has no usable utterance. Fix: check it with `speechft validate {paths[name]}`")
+    return sets, {"count": len({(p.manifest, p.line) for p in left_out}), "reasons": reasons}
+
+
+def _voices(sets: dict[str, list[Utterance]]) -> dict[str, list[str]]:
+    return {name: sorted({u.speaker for u in utts if u.speaker}) for name, utts in sets.items() if any(u.speaker for u in utts)}
+
+
+def run_recipe(cfg: RecipeConfig) -> Path:
+    """Run a whole recipe; returns the finished run folder."""
+    from .models import load_model
+    from .models.adapters import adapter_for
+    from .train import Trainer, seed_everything
+    from .evaluate import evaluate
+
+    run_dir = new_run_dir(cfg)
+    if (run_dir / "report.json").exists() and not (run_dir / INCOMPLETE_MARKER).exists():
+        raise SpeechftError(f"{run_dir} already holds a finished run. Fix: choose another output_dir or remove it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / INCOMPLETE_MARKER, "this run has not finished; its files are not a result\n")
+    handler = _setup_logging(run_dir)
+    timer = StageTimer()
+    try:
+        save_config(cfg, run_dir / "config.yaml")
+        log.info("run folder %s\nresolved config:\n%s", run_dir, json.dumps(cfg.to_dict(), indent=2))
+        if cfg.data.prepare:
+            from .prepare import prepare
+
+            with timer("prepare"):
+                for target in cfg.data.prepare:
+                    prepare(target)
+        seed_everything(cfg.train.seed)
+        with timer("load model"):
+            loaded = load_model(cfg.model.name)
+            adapter = adapter_for(loaded, cfg.model)
+        with timer("validate"):
+            sets, skipped = load_sets(cfg, adapter.limits(cfg.data))
+        terms = read_terms(cfg.data.terms) if cfg.data.terms else None
+        trainer = Trainer(adapter, cfg, speechft_home() / "cache", terms)
+        log.info("freeze policy %s: %s", cfg.freeze.policy, trainable_summary(adapter.model, trainer.plan))
+        eval_sets = [s for s in ("test", "general") if s in sets]
+        results: dict[str, dict] = {s: {} for s in eval_sets}
+        ev = dict(batch_size=cfg.eval.batch_size, **adapter.decode_options(cfg.eval))
+
+        def run_eval(condition: str, **extra):
+            for s in eval_sets:
+                res = evaluate(adapter, sets[s], trainer.cache_for(trainer.plan.frozen_units), terms, desc=f"{s} {condition}", **ev, **extra)
+                results[s][condition] = res.summary()
+                log.info("%s %s: WER %.4f CER %.4f term recall %s (n=%d)", s, condition, res.wer, res.cer, res.term_recall, res.n)
+
+        with timer("baseline eval"):
+            run_eval("before")
+            if cfg.eval.prompted and terms:
+                for name, extra in adapter.zero_training_baselines(terms, cfg.eval).items():
+                    run_eval(name, **extra)
+        head_change = adapter.prepare_for_training([u.text for u in sets["train"]])
+        if head_change:
+            log.info("output layer adjusted to the training text: %s", head_change)
+        with timer("train"):
+            train_result = trainer.fit(sets["train"], sets["dev"])
+        with timer("final eval"):
+            run_eval("after")
+        n_train, n_total = count_params(adapter.model, trainer.plan)
+        report = {
+            "recipe": cfg.name,
+            "model": cfg.model.name,
+            "family": adapter.family,
+            "freeze": cfg.freeze.policy + (f":{cfg.freeze.layers}" if cfg.freeze.policy == "lower" else ""),
+            "trainable_params": n_train,
+            "total_params": n_total,
+            "train": {"seconds": round(train_result.seconds, 2), "steps": train_result.steps, "epochs": train_result.epochs,
+                      "best_epoch": train_result.best_epoch, "history": train_result.history,
+                      "skipped_batches": train_result.skipped_batches},
+            "eval": results,
+            "voices": _voices(sets),
+            "skipped": skipped,
+        }
+        with timer("save"):
+            tmp_model = run_dir / ".model.tmp"
+            adapter.save(tmp_model)
+            atomic_write_text(tmp_model / "README.md", model_card(report))
+            replace_dir(tmp_model, run_dir / "model")
+        if cfg.export.format != "none":
+            from .export import export_ct2
+
+            with timer("export"):
+                report["export"] = export_ct2(run_dir / "model", run_dir / f"model-{cfg.export.format}", cfg.export.quantization,
+                                              manifest=cfg.data.test, max_wer_gap=cfg.export.max_wer_gap)
+        report["stage_seconds"] = {k: round(v, 2) for k, v in timer.seconds.items()}
+        report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        write_report(run_dir, report)
+        (run_dir / INCOMPLETE_MARKER).unlink()
+        if not cfg.output_dir:
+            point_latest(run_dir)
+        print(f"\n{results_table(results)}\n")
+        for line in change_lines(results):
+            print(line)
+        print("wall time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in timer.seconds.items()))
+        print(f"peak memory (RSS): {report['peak_rss_mb']:.0f} MB\nrun folder: {run_dir}")
+        return run_dir
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()

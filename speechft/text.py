@@ -1,0 +1,85 @@
+"""The one text normaliser used for training targets' scoring, and domain-term matching.
+
+Scoring uses Whisper's English normaliser on both sides (reference and hypothesis), so
+"flight level three five zero" and "FL 350" compare equal and punctuation or casing
+never counts as an error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from .errors import SpeechftError
+
+# Spoken-number variants the Whisper normaliser does not know (ICAO radiotelephony).
+_SPOKEN_VARIANTS = {r"\bniner\b": "nine"}
+
+
+@lru_cache(maxsize=1)
+def _whisper_normalizer():
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    mapping = json.loads(resources.files("speechft").joinpath("data/english_spelling.json").read_text("utf-8"))
+    return EnglishTextNormalizer(mapping)
+
+
+def normalize(text: str) -> str:
+    """Normalise for scoring: lower case, no punctuation, numbers as digits, US spelling."""
+    text = text or ""
+    for pattern, repl in _SPOKEN_VARIANTS.items():
+        text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
+    # The Whisper normaliser keeps "." and "," inside numbers; a token of bare punctuation is no word.
+    return " ".join(w for w in _whisper_normalizer()(text).split() if any(c.isalnum() for c in w))
+
+
+def read_terms(path: str | Path) -> list[str]:
+    """Read a terms file: one term a line (multi-word allowed); blank lines, `#` comments
+    and duplicates (after normalisation) are skipped.
+
+    Raises:
+        SpeechftError: the file is missing, not UTF-8, or has no term.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpeechftError(f"terms file not found: {path}. Fix: one term a line, UTF-8")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise SpeechftError(f"terms file {path} is not UTF-8 ({e.reason}). Fix: re-save it as UTF-8") from None
+    terms, seen = [], set()
+    for line in lines:
+        term = line.split("#", 1)[0].strip()
+        key = normalize(term)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        terms.append(term)
+    if not terms:
+        raise SpeechftError(f"terms file {path} has no term. Fix: one term a line")
+    return terms
+
+
+def count_term(normalized_text: str, normalized_term: str) -> int:
+    """Occurrences of a (normalised, possibly multi-word) term as whole words."""
+    if not normalized_term:
+        return 0
+    return len(re.findall(rf"(?<!\S){re.escape(normalized_term)}(?!\S)", normalized_text))
+
+
+def term_hits(ref: str, hyp: str, normalized_terms: list[str]) -> tuple[int, int]:
+    """(occurrences of terms in the normalised reference, how many of them the hypothesis has).
+
+    An occurrence counts as recalled when the hypothesis holds the term at least as many
+    times as the reference does (so two mentions need two in the hypothesis).
+    """
+    total = hit = 0
+    for term in normalized_terms:
+        n_ref = count_term(ref, term)
+        if n_ref:
+            total += n_ref
+            hit += min(n_ref, count_term(hyp, term))
+    return total, hit

@@ -1,0 +1,46 @@
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from speechft.errors import SpeechftError
+from speechft.evaluate import score
+from speechft.text import count_term, normalize, read_terms, term_hits
+
+
+def test_numbers_and_punctuation_normalise_alike():
+    assert normalize("Flight level three five zero.") == normalize("flight level 350")
+    assert normalize("Runway two seven left, QNH one zero one three") == "runway 27 left qnh 1013"
+    assert normalize("heading niner zero") == normalize("heading nine zero")
+
+
+def test_term_matching_is_whole_word():
+    assert count_term("atrial fibrillation and atrial fibrillation", "atrial fibrillation") == 2
+    assert count_term("heparinized line", "heparin") == 0
+    assert term_hits("give heparin and heparin", "give heparin", ["heparin"]) == (2, 1)
+
+
+def test_terms_file_skips_blanks_comments_duplicates(tmp_path):
+    f = tmp_path / "terms.txt"
+    f.write_text("heparin\n\n# comment\nHeparin\nwarfarin  \n", encoding="utf-8")
+    assert read_terms(f) == ["heparin", "warfarin"]
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(SpeechftError, match="no term"):
+        read_terms(tmp_path / "empty.txt")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_normalise_never_raises(text):
+    assert isinstance(normalize(text), str)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(min_size=1), min_size=1, max_size=4), st.text(), st.text())
+def test_term_recall_in_unit_interval(terms, ref, hyp):
+    res = score([ref], [hyp], ["u"], terms)
+    assert res.term_recall is None or 0.0 <= res.term_recall <= 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text())
+def test_wer_of_text_against_itself_is_zero(text):
+    assert score([text], [text], ["u"]).wer == 0.0
