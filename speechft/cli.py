@@ -209,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "numba", "matplotlib", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # transformers' generate() warns about Whisper's own generation config on every batch.
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         return args.func(args)
     except SpeechftError as e:

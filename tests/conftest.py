@@ -23,6 +23,7 @@ def write_tone_wav(path: Path, seconds: float, freq: float, seed: int = 0, sr: i
     """A tone with a little noise: distinct per utterance, never silent."""
     import soundfile as sf
 
+    path = Path(path)
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr
     x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)

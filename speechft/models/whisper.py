@@ -168,5 +168,8 @@ class WhisperAdapter:
         return [t.strip() for t in self.tokenizer.batch_decode(seqs, skip_special_tokens=True)]
 
     def save(self, out_dir) -> None:
+        """save_pretrained for model and processor, plus preprocessor_config.json, which
+        transformers 5 folds into processor_config.json but faster-whisper and CT2 tools read."""
         self.model.save_pretrained(out_dir)
         self.processor.save_pretrained(out_dir)
+        self.processor.feature_extractor.save_pretrained(out_dir)

@@ -1,0 +1,120 @@
+"""End to end: `speechft run` on a tiny random Whisper and a tiny manifest set."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import write_manifest
+from speechft.cli import main
+from speechft.recipe import INCOMPLETE_MARKER
+
+REPORT_KEYS = {"recipe", "model", "freeze", "trainable_params", "total_params", "train", "eval"}
+SUMMARY_KEYS = {"wer", "cer", "term_recall", "n"}
+
+
+def _recipe(tmp_path, data, model_dir, extra=""):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"""name: tiny
+data:
+  train: {data['train']}
+  dev: {data['dev']}
+  test: {data['test']}
+  general: {data['general']}
+  terms: {data['terms']}
+model:
+  name: {model_dir}
+freeze:
+  policy: lower
+  layers: 1
+train:
+  epochs: 10
+  batch_size: 4
+  lr: 1.0e-2
+  early_stopping_patience: 100
+  select_by: loss
+eval:
+  batch_size: 4
+  max_new_tokens: 12
+{extra}""",
+        encoding="utf-8",
+    )
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_dataset, tiny_whisper_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    recipe = _recipe(tmp, tiny_dataset, tiny_whisper_dir)
+    out = tmp / "out"
+    assert main(["run", str(recipe), f"output_dir={out}"]) == 0
+    return out
+
+
+def test_run_writes_every_output(finished_run):
+    for name in ("report.json", "report.md", "chart.png", "config.yaml", "train.log", "model/config.json",
+                 "model/model.safetensors", "model/README.md", "model/preprocessor_config.json"):
+        assert (finished_run / name).is_file(), name
+    assert not (finished_run / INCOMPLETE_MARKER).exists()
+
+
+def test_report_schema(finished_run):
+    report = json.loads((finished_run / "report.json").read_text())
+    assert REPORT_KEYS <= set(report)
+    assert {"seconds", "steps", "epochs"} <= set(report["train"])
+    assert set(report["eval"]) == {"test", "general"}
+    for by_cond in report["eval"].values():
+        assert {"before", "prompted", "after"} <= set(by_cond)
+        for res in by_cond.values():
+            assert set(res) == SUMMARY_KEYS
+            assert 0.0 <= res["cer"] and res["n"] == 4
+    assert 0 < report["trainable_params"] < report["total_params"]
+    assert set(report["stage_seconds"]) >= {"baseline eval", "train", "final eval"}
+    assert "| test | after |" in (finished_run / "report.md").read_text()
+
+
+def test_train_loss_goes_down(finished_run):
+    history = json.loads((finished_run / "report.json").read_text())["train"]["history"]
+    assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"]
+
+
+def test_frozen_weights_bit_identical(finished_run, tiny_whisper_dir):
+    before = load_file(tiny_whisper_dir / "model.safetensors")
+    after = load_file(finished_run / "model" / "model.safetensors")
+    frozen = [n for n in before if n.startswith(("model.encoder.conv", "model.encoder.embed_positions", "model.encoder.layers.0."))]
+    assert frozen
+    for n in frozen:
+        assert torch.equal(before[n], after[n]), n
+    assert not torch.equal(before["model.encoder.layers.1.fc1.weight"], after["model.encoder.layers.1.fc1.weight"])
+
+
+def test_eval_is_deterministic(finished_run, tiny_dataset, tmp_path):
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"eval{i}.json"
+        assert main(["eval", "--model", str(finished_run / "model"), "--manifest", str(tiny_dataset["test"]),
+                     "--terms", str(tiny_dataset["terms"]), "--out", str(out)]) == 0
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+    res = json.loads(outs[0])
+    assert {"wer", "cer", "term_recall", "n", "utterances"} <= set(res) and res["n"] == 4
+
+
+def test_invalid_manifest_stops_before_training(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
+    bad = write_manifest(tmp_path / "bad.jsonl", [{"audio_filepath": "nope.wav", "text": "x", "id": "gone"}, {"text": "no audio"}])
+    data = dict(tiny_dataset, train=bad)
+    recipe = _recipe(tmp_path, data, tiny_whisper_dir)
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), f"output_dir={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "id=gone" in err and "missing key" in err and "nothing was trained" in err
+    assert not (out / "model").exists() and not (out / "report.json").exists()
+    assert (out / INCOMPLETE_MARKER).exists()
+
+
+def test_unknown_key_is_named(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
+    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    assert main(["run", str(recipe), "train.epochz=3"]) == 2
+    assert "train.epochz" in capsys.readouterr().err
