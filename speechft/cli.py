@@ -32,7 +32,8 @@ def cmd_run(args) -> int:
     from .config import load_config
     from .recipe import run_recipe
 
-    run_recipe(load_config(args.recipe, args.overrides))
+    overrides = list(args.overrides) + (["resume=true"] if args.resume else [])
+    run_recipe(load_config(args.recipe, overrides))
     return 0
 
 
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run a recipe: baseline -> freeze -> train -> evaluate -> report")
     s.add_argument("recipe", help="recipe YAML, e.g. recipes/medical/recipe.yaml")
     s.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=20")
+    s.add_argument("--resume", action="store_true", help="continue the last unfinished run from its last checkpoint")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("eval", help="WER/CER/term recall of a model on a manifest")

@@ -88,6 +88,8 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast on GPU only)
     cache: bool = True  # frozen-prefix activation cache
     threads: int = 0  # torch threads; 0 = all cores
+    checkpoint_every: int = 50  # optimizer steps between checkpoints (also one per epoch); 0 = none
+    max_nonfinite_batches: int = 5  # batches with NaN/Inf loss in a row before the run stops
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -124,6 +126,7 @@ class ExportConfig:
 class RecipeConfig:
     name: str = "recipe"
     output_dir: str | None = None  # default runs/<name>/<timestamp>
+    resume: bool = False  # continue the unfinished run (output_dir, or the newest under runs/<name>)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     freeze: FreezeConfig = field(default_factory=FreezeConfig)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -59,11 +60,26 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def new_run_dir(cfg: RecipeConfig) -> Path:
+def unfinished_runs(recipe_dir: Path) -> list[Path]:
+    """Run folders under runs/<recipe> that carry the INCOMPLETE marker, oldest first."""
+    if not recipe_dir.is_dir():
+        return []
+    return sorted(p for p in recipe_dir.iterdir() if p.is_dir() and not p.is_symlink() and (p / INCOMPLETE_MARKER).exists())
+
+
+def choose_run_dir(cfg: RecipeConfig) -> Path:
+    """output_dir, or runs/<recipe>/<timestamp>; with resume, the newest unfinished run."""
     if cfg.output_dir:
         return Path(cfg.output_dir)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / cfg.name / stamp
+    recipe_dir = Path("runs") / cfg.name
+    if cfg.resume:
+        pending = unfinished_runs(recipe_dir)
+        if pending:
+            return pending[-1]
+        log.warning("resume: no unfinished run under %s; starting a new one", recipe_dir)
+    for old in unfinished_runs(recipe_dir):
+        log.warning("unfinished run (killed or failed; not a result): %s. Resume it with --resume", old)
+    return recipe_dir / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def point_latest(run_dir: Path) -> None:
@@ -120,7 +136,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
     from .train import Trainer, seed_everything
     from .evaluate import evaluate
 
-    run_dir = new_run_dir(cfg)
+    run_dir = choose_run_dir(cfg)
     if (run_dir / "report.json").exists() and not (run_dir / INCOMPLETE_MARKER).exists():
         raise SpeechftError(f"{run_dir} already holds a finished run. Fix: choose another output_dir or remove it")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +180,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         if head_change:
             log.info("output layer adjusted to the training text: %s", head_change)
         with timer("train"):
-            train_result = trainer.fit(sets["train"], sets["dev"])
+            train_result = trainer.fit(sets["train"], sets["dev"], checkpoint_dir=run_dir / "checkpoints", resume=cfg.resume)
         with timer("final eval"):
             run_eval("after")
         n_train, n_total = count_params(adapter.model, trainer.plan)
@@ -197,6 +213,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         report["peak_rss_mb"] = round(peak_rss_mb(), 1)
         write_report(run_dir, report)
         (run_dir / INCOMPLETE_MARKER).unlink()
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the finished model supersedes them
         if not cfg.output_dir:
             point_latest(run_dir)
         print(f"\n{results_table(results)}\n")

@@ -21,7 +21,6 @@ from .freeze import FreezePlan, apply_freeze, plan_freeze
 from .manifest import Utterance
 
 log = logging.getLogger(__name__)
-MAX_NONFINITE_IN_A_ROW = 5  # batches with NaN/Inf loss tolerated in a row before stopping
 
 
 @dataclass
@@ -119,8 +118,14 @@ class Trainer:
             tokens += n
         return total / max(tokens, 1)
 
-    def fit(self, train: list[Utterance], dev: list[Utterance]) -> TrainResult:
-        """Train, evaluating on dev after every epoch; the best epoch's weights are restored."""
+    def fit(self, train: list[Utterance], dev: list[Utterance], checkpoint_dir=None, resume: bool = False) -> TrainResult:
+        """Train, evaluating on dev after every epoch; the best epoch's weights are restored.
+
+        Args:
+            checkpoint_dir: where to write checkpoints every `train.checkpoint_every` optimizer
+                steps (atomically: temp name, then rename); None disables them.
+            resume: continue from the last complete checkpoint in `checkpoint_dir`.
+        """
         tc = self.cfg.train
         seed_everything(tc.seed)
         rng = random.Random(tc.seed)
@@ -128,75 +133,159 @@ class Trainer:
         # Re-applied here: prepare_for_training may have replaced the output layer since __init__.
         self.plan = apply_freeze(model, self.cfg.freeze, self.adapter.family, stage=0)
         final_plan = plan_freeze([n for n, _ in model.named_parameters()], self.cfg.freeze, self.adapter.family, stage=10**6)
+        trainable = {n: p for n, p in model.named_parameters() if n in final_plan.trainable}
         # Every parameter that may ever train is in the optimizer; frozen ones have no grad and are skipped.
-        params = [p for n, p in model.named_parameters() if n in final_plan.trainable]
+        params = list(trainable.values())
         optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
         steps_per_epoch = math.ceil(math.ceil(len(train) / tc.batch_size) / tc.grad_accum)
         total_steps = steps_per_epoch * tc.epochs if tc.max_steps < 0 else min(tc.max_steps, steps_per_epoch * tc.epochs)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(int(tc.warmup_ratio * total_steps), total_steps))
+        st = _LoopState()
+        if resume and checkpoint_dir is not None:
+            st = load_checkpoint(checkpoint_dir, trainable, optimizer, scheduler, rng) or st
 
-        log.info("training: %d utterances, %d steps/epoch, %d steps in all", len(train), steps_per_epoch, total_steps)
+        log.info("training: %d utterances, %d steps/epoch, %d steps in all%s", len(train), steps_per_epoch, total_steps,
+                 f" (resuming at step {st.step})" if st.step else "")
         self.cache_for(self.plan.frozen_units).build(train + dev, desc="frozen prefix")
         start = time.perf_counter()
-        step, epoch, bad_in_a_row, skipped = 0, 0, 0, 0
-        best = (math.inf, -1, None)  # (dev metric, epoch, trainable state)
-        history, stale = [], 0
-        bar = tqdm(total=total_steps, desc="train", unit="step")
-        while step < total_steps and epoch < tc.epochs:
-            epoch += 1
-            if self.cfg.freeze.gradual_unit == "epoch":
-                self._set_stage((epoch - 1) // self.cfg.freeze.gradual_every)
-            model.train()
-            losses = []
+        bar = tqdm(total=total_steps, initial=st.step, desc="train", unit="step")
+        while st.step < total_steps and st.epoch < tc.epochs and not st.stopped_early:
+            if st.batch_index == 0:  # a new epoch (a resumed one keeps its position)
+                st.epoch += 1
+                st.epoch_rng_state = rng.getstate()
+                st.losses = []
+            rng.setstate(st.epoch_rng_state)
             batches = length_batches(train, tc.batch_size, rng)
+            if self.cfg.freeze.gradual_unit == "epoch":
+                self._set_stage((st.epoch - 1) // self.cfg.freeze.gradual_every)
+            model.train()
             optimizer.zero_grad(set_to_none=True)
-            for i, batch in enumerate(batches):
+            for i in range(st.batch_index, len(batches)):
+                batch = batches[i]
                 if self.cfg.freeze.gradual_unit == "step":
-                    self._set_stage(step // self.cfg.freeze.gradual_every)
+                    self._set_stage(st.step // self.cfg.freeze.gradual_every)
                 loss, _ = self.batch_loss(batch)
                 if not torch.isfinite(loss):
-                    skipped += 1
-                    bad_in_a_row += 1
+                    st.skipped += 1
+                    st.bad_in_a_row += 1
                     log.warning("non-finite loss, batch skipped: %s", ", ".join(u.id for u in batch))
-                    if bad_in_a_row >= MAX_NONFINITE_IN_A_ROW:
-                        raise SpeechftError(f"{bad_in_a_row} batches in a row had a non-finite loss. Fix: lower train.lr, check the listed utterances")
+                    if st.bad_in_a_row >= tc.max_nonfinite_batches:
+                        raise SpeechftError(f"{st.bad_in_a_row} batches in a row had a non-finite loss (last: {', '.join(u.id for u in batch)}). "
+                                            "Fix: lower train.lr, or check those utterances with `speechft validate`")
                     continue
-                bad_in_a_row = 0
+                st.bad_in_a_row = 0
                 (loss / tc.grad_accum).backward()
-                losses.append(loss.item())
+                st.losses.append(loss.item())
                 if (i + 1) % tc.grad_accum == 0 or i + 1 == len(batches):
                     torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
-                    step += 1
+                    st.step += 1
+                    st.batch_index = i + 1
                     bar.update(1)
-                    bar.set_postfix(loss=f"{losses[-1]:.3f}", epoch=epoch)
-                    if step >= total_steps:
+                    bar.set_postfix(loss=f"{st.losses[-1]:.3f}", epoch=st.epoch)
+                    if checkpoint_dir is not None and tc.checkpoint_every > 0 and st.step % tc.checkpoint_every == 0 and i + 1 < len(batches):
+                        save_checkpoint(checkpoint_dir, st, trainable, optimizer, scheduler, rng)
+                    if st.step >= total_steps:
                         break
-            record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)) if losses else None}
-            record["dev_loss"] = self.dev_loss(dev)
-            metric = record["dev_loss"]
-            if tc.select_by == "wer":
-                res = evaluate(self.adapter, dev, self.cache_for(self.plan.frozen_units), self.terms, batch_size=self.cfg.eval.batch_size,
-                               desc="dev", **self.adapter.decode_options(self.cfg.eval))
-                record["dev_wer"], record["dev_term_recall"] = res.wer, res.term_recall
-                metric = res.wer
-            history.append(record)
-            log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-            if metric < best[0]:
-                state = {n: p.detach().clone() for n, p in model.named_parameters() if n in final_plan.trainable}
-                best, stale = (metric, epoch, state), 0
-            else:
-                stale += 1
-                if stale >= tc.early_stopping_patience:
-                    log.info("early stopping: dev %s did not improve for %d epochs", tc.select_by, stale)
-                    break
+            st.batch_index = 0
+            self._end_of_epoch(st, dev, trainable)
+            if checkpoint_dir is not None and tc.checkpoint_every > 0:
+                save_checkpoint(checkpoint_dir, st, trainable, optimizer, scheduler, rng)
         bar.close()
-        if best[2] is not None:
-            params_by_name = dict(model.named_parameters())
+        if st.best_state is not None:
             with torch.no_grad():
-                for n, v in best[2].items():
-                    params_by_name[n].copy_(v)
+                for n, v in st.best_state.items():
+                    trainable[n].copy_(v)
         model.eval()
-        return TrainResult(step, epoch, time.perf_counter() - start, best[1], history, skipped, stale >= tc.early_stopping_patience)
+        return TrainResult(st.step, st.epoch, time.perf_counter() - start, st.best_epoch, st.history, st.skipped, st.stopped_early)
+
+    def _end_of_epoch(self, st: "_LoopState", dev: list[Utterance], trainable: dict) -> None:
+        """Dev loss (and WER), best-checkpoint bookkeeping and early stopping."""
+        tc = self.cfg.train
+        record = {"epoch": st.epoch, "step": st.step, "train_loss": float(np.mean(st.losses)) if st.losses else None}
+        record["dev_loss"] = self.dev_loss(dev)
+        metric = record["dev_loss"]
+        if tc.select_by == "wer":
+            res = evaluate(self.adapter, dev, self.cache_for(self.plan.frozen_units), self.terms, batch_size=self.cfg.eval.batch_size,
+                           desc="dev", **self.adapter.decode_options(self.cfg.eval))
+            record["dev_wer"], record["dev_term_recall"] = res.wer, res.term_recall
+            metric = res.wer
+        st.history.append(record)
+        log.info("epoch %d: %s", st.epoch, ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        if metric < st.best_metric:
+            st.best_metric, st.best_epoch, st.stale = metric, st.epoch, 0
+            st.best_state = {n: p.detach().clone() for n, p in trainable.items()}
+        else:
+            st.stale += 1
+            if st.stale >= tc.early_stopping_patience:
+                log.info("early stopping: dev %s did not improve for %d epochs", tc.select_by, st.stale)
+                st.stopped_early = True
+
+
+@dataclass
+class _LoopState:
+    """Everything the loop needs to continue exactly where a checkpoint left it."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_index: int = 0  # next batch of the current epoch; 0 = the epoch is done
+    epoch_rng_state: tuple | None = None  # batching RNG at the start of the current epoch
+    losses: list = field(default_factory=list)
+    history: list = field(default_factory=list)
+    best_metric: float = math.inf
+    best_epoch: int = -1
+    best_state: dict | None = None
+    stale: int = 0
+    stopped_early: bool = False
+    skipped: int = 0
+    bad_in_a_row: int = 0
+
+
+CHECKPOINT_NAME = "last.pt"
+
+
+def save_checkpoint(folder, st: _LoopState, trainable: dict, optimizer, scheduler, rng: random.Random) -> None:
+    """Write model/optimizer/scheduler/RNG/loop state to a temp name, then rename: a reader
+    (or a resumed run) only ever sees a complete checkpoint."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "loop": st.__dict__,
+        "params": {n: p.detach().clone() for n, p in trainable.items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                "batching": rng.getstate()},
+    }
+    tmp = folder / f".{CHECKPOINT_NAME}.tmp"
+    torch.save(payload, tmp)
+    tmp.replace(folder / CHECKPOINT_NAME)
+
+
+def load_checkpoint(folder, trainable: dict, optimizer, scheduler, rng: random.Random) -> _LoopState | None:
+    """Restore the state saved by save_checkpoint; None when there is no checkpoint."""
+    from pathlib import Path
+
+    path = Path(folder) / CHECKPOINT_NAME
+    if not path.exists():
+        log.warning("no checkpoint in %s: training starts from the beginning", folder)
+        return None
+    payload = torch.load(path, weights_only=False)
+    with torch.no_grad():
+        for n, v in payload["params"].items():
+            trainable[n].copy_(v)
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    np.random.set_state(payload["rng"]["numpy"])
+    random.setstate(payload["rng"]["python"])
+    # The batching RNG as it was after drawing the current epoch's batches: a resumed epoch
+    # redraws them from epoch_rng_state, a new epoch continues from here.
+    rng.setstate(payload["rng"]["batching"])
+    st = _LoopState(**payload["loop"])
+    log.info("resumed from %s at step %d (epoch %d, batch %d)", path, st.step, st.epoch, st.batch_index)
+    return st

@@ -1,0 +1,81 @@
+"""Crash safety: a run killed with SIGKILL resumes to the same weights and report."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from safetensors.torch import load_file
+
+from speechft.cli import main
+from speechft.recipe import INCOMPLETE_MARKER
+from test_recipe import _recipe
+
+TIMING_KEYS = {"stage_seconds", "peak_rss_mb"}
+
+
+def _comparable(report: dict) -> dict:
+    report = {k: v for k, v in report.items() if k not in TIMING_KEYS}
+    report["train"] = {k: v for k, v in report["train"].items() if k != "seconds"}
+    return report
+
+
+def _start(recipe, cwd, *extra):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "speechft", "run", str(recipe), *extra], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_after_checkpoint(proc, run_parent, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if list(run_parent.glob("*/checkpoints/last.pt")):
+            time.sleep(0.3)  # well inside training: checkpoints every 3 of ~60 steps
+            proc.send_signal(signal.SIGKILL)
+            return proc.wait()
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended (rc={proc.returncode}) before a checkpoint appeared")
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("no checkpoint within the timeout")
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tiny_dataset, tiny_whisper_dir, tmp_path):
+    extra = "  checkpoint_every: 3\n"
+    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir).read_text().replace("  select_by: loss\n", "  select_by: loss\n" + extra)
+    recipe = recipe.replace("  epochs: 10\n", "  epochs: 30\n")
+    (tmp_path / "recipe.yaml").write_text(recipe)
+    rfile = tmp_path / "recipe.yaml"
+
+    # Uninterrupted reference run.
+    ref = tmp_path / "ref"
+    assert main(["run", str(rfile), f"output_dir={ref}"]) == 0
+
+    # A finished run, then a run killed mid-training: `latest` must keep pointing to the finished one.
+    work = tmp_path / "work"
+    work.mkdir()
+    assert subprocess.run([sys.executable, "-m", "speechft", "run", str(rfile)], cwd=work, capture_output=True).returncode == 0
+    runs = work / "runs" / "tiny"
+    finished = os.readlink(runs / "latest")
+    proc = _start(rfile, work)
+    assert _kill_after_checkpoint(proc, runs) == -signal.SIGKILL
+    killed = [p for p in runs.iterdir() if (p / INCOMPLETE_MARKER).exists()]
+    assert len(killed) == 1
+    assert os.readlink(runs / "latest") == finished
+    assert not (killed[0] / "report.json").exists() and not (killed[0] / "model").exists()
+
+    # Resume: same weights (bit-identical on CPU) and the same report except timings.
+    done = subprocess.run([sys.executable, "-m", "speechft", "run", str(rfile), "--resume"], cwd=work, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resumed from" in done.stderr
+    assert not (killed[0] / INCOMPLETE_MARKER).exists()
+    assert os.readlink(runs / "latest") == killed[0].name
+    a, b = load_file(ref / "model" / "model.safetensors"), load_file(killed[0] / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert (a[name] == b[name]).all(), name
+    ra = json.loads((ref / "report.json").read_text())
+    rb = json.loads((killed[0] / "report.json").read_text())
+    assert _comparable(ra) == _comparable(rb)
