@@ -61,7 +61,7 @@ def tiny_dataset(tmp_path_factory) -> dict[str, Path]:
         rows = []
         for i in range(n):
             text = TINY_TEXTS[i % len(TINY_TEXTS)]
-            wav = write_tone_wav(root / split / f"{i}.wav", 1.0 + 0.1 * i, 200 + 40 * i, seed=i)
+            write_tone_wav(root / split / f"{i}.wav", 1.0 + 0.1 * i, 200 + 40 * i, seed=i)
             rows.append({"audio_filepath": f"{split}/{i}.wav", "text": text, "duration": round(1.0 + 0.1 * i, 3), "id": f"{split}-{i}", "speaker": f"spk{split}"})
         sets[split] = write_manifest(root / f"{split}.jsonl", rows)
     terms = root / "terms.txt"

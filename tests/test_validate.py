@@ -1,7 +1,6 @@
 """Bad input: every kind gets one clear problem naming line, id, field and the fix."""
 
 import json
-import struct
 
 import numpy as np
 import pytest
@@ -90,7 +89,7 @@ def test_too_long_is_dropped_with_report(tmp_path):
 
 
 def test_manifest_line_errors(tmp_path):
-    wav = write_tone_wav(tmp_path / "a.wav", 1.0, 300)
+    write_tone_wav(tmp_path / "a.wav", 1.0, 300)
     m = tmp_path / "m.jsonl"
     lines = [
         b"{not json",

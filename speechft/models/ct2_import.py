@@ -2,8 +2,7 @@
 
 CTranslate2 (faster-whisper) models are the only pretrained Whisper weights that can be
 installed offline here, but fine-tuning needs a `WhisperForConditionalGeneration`. This
-module reads CT2's binary format with plain numpy (layout in FACTS.md; the writer is
-`ctranslate2/specs/model_spec.py::_serialize`), undoes what ctranslate2's WhisperLoader did
+module reads CT2's binary format (ct2_format.py), undoes what ctranslate2's WhisperLoader did
 (`ctranslate2/converters/transformers.py`), and writes an ordinary HF model folder:
 config.json, generation_config.json, model.safetensors, tokenizer files, normalizer.json
 and preprocessor_config.json. fp16/bf16 -> fp32 is exact, so the import is lossless:
@@ -16,23 +15,17 @@ import json
 import os
 import re
 import shutil
-import struct
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SpeechftError
 from ..io_utils import replace_dir
+from .ct2_format import _QUANTIZED_DTYPES, Ct2Model, read_ct2_model
 
-CT2_BINARY_VERSION = 6  # the only model.bin layout written by ctranslate2 >= 3
 WHISPER_SPEC_NAME = "WhisperSpec"
 CT2_GELU = 3  # ctranslate2.specs.common_spec.Activation.GELU
-# CT2 dtype ids (include/ctranslate2/types.h): numpy dtype, or "bfloat16" (numpy has none).
-_CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
-_QUANTIZED_DTYPES = {np.int8: "int8", np.int16: "int16"}
-
 TIME_PRECISION = 0.02  # s per Whisper timestamp token
 N_TIMESTAMP_TOKENS = 1501  # <|0.00|> .. <|30.00|>
 MAX_INITIAL_TIMESTAMP_INDEX = 50  # first timestamp within 1 s, as openai-whisper decodes
@@ -42,79 +35,6 @@ TRANSLATE, TRANSCRIBE, PREV = "<|translate|>", "<|transcribe|>", "<|startofprev|
 HF_WEIGHTS_FILE = "model.safetensors"
 # Whisper's English spelling map (MIT), which WhisperTokenizer.normalize() reads as normalizer.json.
 SPELLING_MAP = Path(__file__).resolve().parent.parent / "data" / "english_spelling.json"
-
-
-@dataclass
-class Ct2Model:
-    """The parsed content of a CT2 model.bin (arrays keep their stored dtype)."""
-
-    spec: str
-    revision: int
-    variables: dict[str, np.ndarray]
-    aliases: dict[str, str]  # alias name -> stored variable name
-
-
-class _Reader:
-    """Sequential little-endian reader over the bytes of model.bin that names the file on errors."""
-
-    def __init__(self, data: bytes, path: Path):
-        self.data, self.path, self.pos = memoryview(data), path, 0
-
-    def take(self, n: int) -> memoryview:
-        if self.pos + n > len(self.data):
-            raise SpeechftError(
-                f"{self.path} is truncated: needs {self.pos + n} bytes but has {len(self.data)}. "
-                "Fix: copy or download the model again (for split models, concatenate all parts in order)"
-            )
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def unpack(self, fmt: str):
-        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt)))[0]
-
-    def string(self) -> str:
-        raw = bytes(self.take(self.unpack("H")))  # length counts the trailing NUL
-        return raw[:-1].decode("utf-8", errors="replace")
-
-
-def read_ct2_model(path: str | Path) -> Ct2Model:
-    """Parse a CT2 model.bin without ctranslate2.
-
-    Raises:
-        SpeechftError: the file is truncated, has trailing bytes or an unknown binary version.
-    """
-    path = Path(path)
-    reader = _Reader(path.read_bytes(), path)
-    version = reader.unpack("I")
-    if version != CT2_BINARY_VERSION:
-        raise SpeechftError(
-            f"{path} has CTranslate2 binary version {version}; this importer reads version "
-            f"{CT2_BINARY_VERSION}. Fix: re-convert the model with ctranslate2>=3"
-        )
-    spec, revision = reader.string(), reader.unpack("I")
-    variables: dict[str, np.ndarray] = {}
-    for _ in range(reader.unpack("I")):
-        name = reader.string()
-        shape = tuple(reader.unpack("I") for _ in range(reader.unpack("B")))
-        type_id, n_bytes = reader.unpack("B"), reader.unpack("I")
-        if type_id not in _CT2_DTYPES:
-            raise SpeechftError(f"{path}: variable {name} has unknown dtype id {type_id}. Fix: re-convert the model")
-        dtype = _CT2_DTYPES[type_id]
-        itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
-        if n_bytes != int(np.prod(shape, dtype=np.int64)) * itemsize:
-            raise SpeechftError(f"{path}: variable {name} has {n_bytes} bytes for shape {shape}; the file is corrupt")
-        array = np.frombuffer(reader.take(n_bytes), dtype=np.uint16 if dtype == "bfloat16" else dtype)
-        if dtype == "bfloat16":  # bf16 is the top half of an fp32: widen exactly now
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        variables[name] = array.reshape(shape)
-    aliases = dict((reader.string(), reader.string()) for _ in range(reader.unpack("I")))  # (alias, target)
-    if reader.pos != len(reader.data):
-        raise SpeechftError(
-            f"{path} has {len(reader.data) - reader.pos} unexpected bytes after the last entry. "
-            "Fix: for split models, concatenate each part exactly once, in order"
-        )
-    return Ct2Model(spec, revision, variables, aliases)
 
 
 def _to_float32(name: str, value: np.ndarray) -> np.ndarray:
