@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from .audio import file_sha1, load_audio
+from .distributed import get_dist
 from .manifest import Utterance
 
 log = logging.getLogger(__name__)
@@ -74,17 +75,29 @@ class PrefixCache:
         audios = [load_audio(u.audio_filepath) for u in utts]
         with torch.no_grad():
             out = self.adapter.prefix_batch(audios, self.k)
-        return [o.to(torch.float16).numpy() for o in out]
+        return [o.to(torch.float16).cpu().numpy() for o in out]
 
     def build(self, utts: list[Utterance], desc: str = "cache") -> None:
-        """Compute every missing entry, in batches sorted by duration (less padding)."""
+        """Compute every missing entry, in batches sorted by duration (less padding).
+
+        Collective when several processes run: each computes its share of the missing
+        entries (distinct audio, so no two processes write the same file), then all wait.
+        """
         if not self.enabled:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        missing = sorted({str(self._path(u)): u for u in utts if not self._path(u).exists()}.values(), key=lambda u: u.duration or 0)
+        dist = get_dist()
+        self._compute_missing(dist.shard(self._missing(utts)), desc, show=dist.is_main)
+        dist.barrier()
+
+    def _missing(self, utts: list[Utterance]) -> list[Utterance]:
+        unique = {str(self._path(u)): u for u in utts}  # one entry per distinct audio content
+        return sorted((u for p, u in unique.items() if not Path(p).exists()), key=lambda u: (u.duration or 0, u.id))
+
+    def _compute_missing(self, missing: list[Utterance], desc: str, show: bool = True) -> None:
         if not missing:
             return
-        for i in tqdm(range(0, len(missing), self.batch_size), desc=desc, unit="batch", leave=False):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for i in tqdm(range(0, len(missing), self.batch_size), desc=desc, unit="batch", leave=False, disable=not show):
             batch = missing[i : i + self.batch_size]
             for utt, arr in zip(batch, self._compute(batch)):
                 path = self._path(utt)
@@ -97,6 +110,6 @@ class PrefixCache:
         """The prefix outputs (fp32 tensors) of `utts`, computing what is missing."""
         if not self.enabled:
             with torch.no_grad():
-                return list(self.adapter.prefix_batch([load_audio(u.audio_filepath) for u in utts], self.k))
-        self.build(utts, desc="cache")
+                return [t.cpu() for t in self.adapter.prefix_batch([load_audio(u.audio_filepath) for u in utts], self.k)]
+        self._compute_missing(self._missing(utts), desc="cache")  # local: no collective here
         return [torch.from_numpy(np.load(self._path(u), mmap_mode="r").astype(np.float32)) for u in utts]

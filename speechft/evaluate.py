@@ -9,6 +9,7 @@ import jiwer
 import torch
 from tqdm import tqdm
 
+from .distributed import get_dist
 from .manifest import Utterance
 from .text import normalize, term_hits
 
@@ -92,15 +93,20 @@ def transcribe(adapter, utts: list[Utterance], cache, batch_size: int = 16, desc
     num_beams, max_new_tokens; CTC: num_beams, hotwords, hotword_weight).
     """
     adapter.model.eval()
+    dist = get_dist()
     device = next(adapter.model.parameters()).device
-    order = sorted(range(len(utts)), key=lambda i: utts[i].duration or 0.0)
-    hyps: list[str] = [""] * len(utts)
+    order = sorted(range(len(utts)), key=lambda i: (utts[i].duration or 0.0, i))
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     cache.build(utts, desc=f"{desc}: encode")
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
-        idx = order[start : start + batch_size]
+    # Whole batches go to processes round-robin: each batch is decoded exactly as one
+    # process would decode it, so the gathered WER equals the single-process WER.
+    mine: list[tuple[int, str]] = []
+    for idx in tqdm(dist.shard(batches), desc=desc, unit="batch", leave=False, disable=not dist.is_main):
         batch = adapter.collate(cache.get([utts[i] for i in idx]), device)
-        texts = adapter.transcribe_hidden(batch, cache.k, **decode)
-        for i, text in zip(idx, texts):
+        mine.extend(zip(idx, adapter.transcribe_hidden(batch, cache.k, **decode)))
+    hyps: list[str] = [""] * len(utts)
+    for part in dist.gather_objects(mine):
+        for i, text in part:
             hyps[i] = text
     return hyps
 

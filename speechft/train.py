@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from .cache import PrefixCache
 from .config import RecipeConfig
+from .distributed import get_dist
 from .errors import SpeechftError
 from .evaluate import evaluate
 from .freeze import FreezePlan, apply_freeze, plan_freeze
@@ -77,6 +78,7 @@ class Trainer:
         self.cfg = cfg
         self.cache_root = cache_root
         self.terms = terms
+        self.dist = get_dist()
         self.device = next(adapter.model.parameters()).device
         self._caches: dict[int, PrefixCache] = {}
         self.plan: FreezePlan = apply_freeze(adapter.model, cfg.freeze, adapter.family, stage=0)
@@ -109,14 +111,40 @@ class Trainer:
 
     @torch.no_grad()
     def dev_loss(self, dev: list[Utterance]) -> float:
+        """Token-weighted mean loss over the dev set (batches shared out over processes)."""
         self.adapter.model.eval()
         total, tokens = 0.0, 0
         bs = self.cfg.eval.batch_size
-        for i in range(0, len(dev), bs):
+        for i in self.dist.shard(range(0, len(dev), bs)):
             loss, n = self.batch_loss(dev[i : i + bs])
             total += float(loss) * n
             tokens += n
-        return total / max(tokens, 1)
+        return self.dist.sum_scalar(total) / max(self.dist.sum_scalar(tokens), 1)
+
+    def _local_loss(self, batch: list[Utterance]) -> tuple[torch.Tensor | None, float, float]:
+        """This process's share of a global batch: (loss scaled so that summing gradients over
+        processes gives the global token mean, global mean loss, finite flag)."""
+        if not self.dist.active:
+            loss, _ = self.batch_loss(batch)
+            return loss, loss.item(), bool(torch.isfinite(loss))
+        local = self.dist.shard(batch)
+        loss, n = self.batch_loss(local) if local else (None, 0)
+        finite = loss is None or bool(torch.isfinite(loss))
+        if self.dist.sum_scalar(0.0 if finite else 1.0) > 0:  # every process skips the batch together
+            return None, float("nan"), False
+        n_global = self.dist.sum_scalar(n)
+        mean = self.dist.sum_scalar(loss.item() * n if loss is not None else 0.0) / n_global
+        return (loss * (n / n_global) if loss is not None else None), mean, True
+
+    def _sync_gradients(self, params: list) -> None:
+        """Sum gradients over processes (each already carries its share of the token mean)."""
+        if not self.dist.active:
+            return
+        for p in params:
+            if p.requires_grad:
+                if p.grad is None:  # an empty share still takes part in the reduction
+                    p.grad = torch.zeros_like(p)
+                self.dist.all_reduce_sum(p.grad)
 
     def fit(self, train: list[Utterance], dev: list[Utterance], checkpoint_dir=None, resume: bool = False) -> TrainResult:
         """Train, evaluating on dev after every epoch; the best epoch's weights are restored.
@@ -148,7 +176,7 @@ class Trainer:
                  f" (resuming at step {st.step})" if st.step else "")
         self.cache_for(self.plan.frozen_units).build(train + dev, desc="frozen prefix")
         start = time.perf_counter()
-        bar = tqdm(total=total_steps, initial=st.step, desc="train", unit="step")
+        bar = tqdm(total=total_steps, initial=st.step, desc="train", unit="step", disable=not self.dist.is_main)
         while st.step < total_steps and st.epoch < tc.epochs and not st.stopped_early:
             if st.batch_index == 0:  # a new epoch (a resumed one keeps its position)
                 st.epoch += 1
@@ -164,8 +192,8 @@ class Trainer:
                 batch = batches[i]
                 if self.cfg.freeze.gradual_unit == "step":
                     self._set_stage(st.step // self.cfg.freeze.gradual_every)
-                loss, _ = self.batch_loss(batch)
-                if not torch.isfinite(loss):
+                loss, mean_loss, finite = self._local_loss(batch)
+                if not finite:
                     st.skipped += 1
                     st.bad_in_a_row += 1
                     log.warning("non-finite loss, batch skipped: %s", ", ".join(u.id for u in batch))
@@ -174,9 +202,11 @@ class Trainer:
                                             "Fix: lower train.lr, or check those utterances with `speechft validate`")
                     continue
                 st.bad_in_a_row = 0
-                (loss / tc.grad_accum).backward()
-                st.losses.append(loss.item())
+                if loss is not None:
+                    (loss / tc.grad_accum).backward()
+                st.losses.append(mean_loss)
                 if (i + 1) % tc.grad_accum == 0 or i + 1 == len(batches):
+                    self._sync_gradients(params)
                     torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
                     optimizer.step()
                     scheduler.step()
@@ -185,13 +215,13 @@ class Trainer:
                     st.batch_index = i + 1
                     bar.update(1)
                     bar.set_postfix(loss=f"{st.losses[-1]:.3f}", epoch=st.epoch)
-                    if checkpoint_dir is not None and tc.checkpoint_every > 0 and st.step % tc.checkpoint_every == 0 and i + 1 < len(batches):
+                    if checkpoint_dir is not None and tc.checkpoint_every > 0 and st.step % tc.checkpoint_every == 0 and i + 1 < len(batches) and self.dist.is_main:
                         save_checkpoint(checkpoint_dir, st, trainable, optimizer, scheduler, rng)
                     if st.step >= total_steps:
                         break
             st.batch_index = 0
             self._end_of_epoch(st, dev, trainable)
-            if checkpoint_dir is not None and tc.checkpoint_every > 0:
+            if checkpoint_dir is not None and tc.checkpoint_every > 0 and self.dist.is_main:
                 save_checkpoint(checkpoint_dir, st, trainable, optimizer, scheduler, rng)
         bar.close()
         if st.best_state is not None:

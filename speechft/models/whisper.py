@@ -87,6 +87,7 @@ class WhisperAdapter:
 
     def _run_units(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         enc = self.model.model.encoder
+        x = x.to(enc.conv1.weight.device)
         stop = min(stop, self.n_layers + 1)
         if start == 0 and stop >= 1:  # unit 0: conv stem + positions
             x = F.gelu(enc.conv1(x.to(enc.conv1.weight.dtype)))
