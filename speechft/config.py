@@ -85,7 +85,8 @@ class TrainConfig:
     seed: int = 1234
     early_stopping_patience: int = 2  # epochs without dev improvement
     select_by: str = "wer"  # dev metric that picks the best checkpoint: wer | loss
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast on GPU only)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast on GPU only; CPU trains in fp32)
+    gradient_checkpointing: bool = False  # GPU only: trade compute for memory on large models
     cache: bool = True  # frozen-prefix activation cache
     threads: int = 0  # torch threads; 0 = all cores
     checkpoint_every: int = 50  # optimizer steps between checkpoints (also one per epoch); 0 = none

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import RecipeConfig, save_config
+from .distributed import get_dist
 from .errors import SpeechftError
 from .freeze import count_params, trainable_summary
 from .io_utils import atomic_write_text, replace_dir
@@ -53,8 +54,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _setup_logging(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+def _setup_logging(run_dir: Path, rank: int) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / ("train.log" if rank == 0 else f"train.rank{rank}.log"), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     return handler
@@ -136,26 +137,37 @@ def run_recipe(cfg: RecipeConfig) -> Path:
     from .train import Trainer, seed_everything
     from .evaluate import evaluate
 
-    run_dir = choose_run_dir(cfg)
+    dist = get_dist()
+    run_dir = dist.broadcast(choose_run_dir(cfg) if dist.is_main else None)  # one folder for all processes
     if (run_dir / "report.json").exists() and not (run_dir / INCOMPLETE_MARKER).exists():
         raise SpeechftError(f"{run_dir} already holds a finished run. Fix: choose another output_dir or remove it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / INCOMPLETE_MARKER, "this run has not finished; its files are not a result\n")
-    handler = _setup_logging(run_dir)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / INCOMPLETE_MARKER, "this run has not finished; its files are not a result\n")
+    dist.barrier()
+    handler = _setup_logging(run_dir, dist.rank)
     timer = StageTimer()
     try:
-        save_config(cfg, run_dir / "config.yaml")
+        if dist.is_main:
+            save_config(cfg, run_dir / "config.yaml")
         log.info("run folder %s\nresolved config:\n%s", run_dir, json.dumps(cfg.to_dict(), indent=2))
         if cfg.data.prepare:
             from .prepare import prepare
 
             with timer("prepare"):
-                for target in cfg.data.prepare:
-                    prepare(target)
+                if dist.is_main:  # idempotent, but one writer is enough
+                    for target in cfg.data.prepare:
+                        prepare(target)
+                dist.barrier()
         seed_everything(cfg.train.seed)
         with timer("load model"):
+            if not dist.is_main:
+                dist.barrier()  # rank 0 converts a built-in alias first; the others then load it
             loaded = load_model(cfg.model.name)
+            if dist.is_main:
+                dist.barrier()
             adapter = adapter_for(loaded, cfg.model)
+            adapter.model.to(dist.device)
         with timer("validate"):
             sets, skipped = load_sets(cfg, adapter.limits(cfg.data))
         terms = read_terms(cfg.data.terms) if cfg.data.terms else None
@@ -198,6 +210,9 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             "voices": _voices(sets),
             "skipped": skipped,
         }
+        if not dist.is_main:  # only rank 0 writes the model, the report and `latest`
+            dist.barrier()
+            return run_dir
         with timer("save"):
             tmp_model = run_dir / ".model.tmp"
             adapter.save(tmp_model)
@@ -221,6 +236,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             print(line)
         print("wall time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in timer.seconds.items()))
         print(f"peak memory (RSS): {report['peak_rss_mb']:.0f} MB\nrun folder: {run_dir}")
+        dist.barrier()
         return run_dir
     finally:
         logging.getLogger().removeHandler(handler)

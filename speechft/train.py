@@ -96,12 +96,20 @@ class Trainer:
             log.info("gradual unfreezing: stage %d, frozen encoder units %d -> %d", stage, self.plan.frozen_units, new.frozen_units)
         self.plan = new
 
-    def _autocast(self):
+    def _amp_dtype(self):
+        """Mixed precision on GPU only: bf16 where supported (auto), fp16 if asked; fp32 on CPU."""
         prec = self.cfg.train.precision
-        if self.device.type != "cuda" or prec in ("fp32", "auto") and not torch.cuda.is_bf16_supported():
-            return torch.autocast("cpu", enabled=False)
-        dtype = torch.float16 if prec == "fp16" else torch.bfloat16
-        return torch.autocast("cuda", dtype=dtype)
+        if self.device.type != "cuda" or prec == "fp32":
+            return None
+        if prec == "fp16":
+            return torch.float16
+        if prec == "bf16" or torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+
+    def _autocast(self):
+        dtype = self._amp_dtype()
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     def batch_loss(self, batch: list[Utterance]) -> tuple[torch.Tensor, int]:
         k = self.plan.frozen_units
@@ -168,6 +176,10 @@ class Trainer:
         steps_per_epoch = math.ceil(math.ceil(len(train) / tc.batch_size) / tc.grad_accum)
         total_steps = steps_per_epoch * tc.epochs if tc.max_steps < 0 else min(tc.max_steps, steps_per_epoch * tc.epochs)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(int(tc.warmup_ratio * total_steps), total_steps))
+        # fp16 needs loss scaling against underflow; for bf16/fp32 the scaler is a pass-through.
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self._amp_dtype() == torch.float16)
+        if tc.gradient_checkpointing and self.device.type == "cuda":
+            model.gradient_checkpointing_enable()
         st = _LoopState()
         if resume and checkpoint_dir is not None:
             st = load_checkpoint(checkpoint_dir, trainable, optimizer, scheduler, rng) or st
@@ -203,12 +215,14 @@ class Trainer:
                     continue
                 st.bad_in_a_row = 0
                 if loss is not None:
-                    (loss / tc.grad_accum).backward()
+                    scaler.scale(loss / tc.grad_accum).backward()
                 st.losses.append(mean_loss)
                 if (i + 1) % tc.grad_accum == 0 or i + 1 == len(batches):
                     self._sync_gradients(params)
+                    scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(params, tc.max_grad_norm)
-                    optimizer.step()
+                    scaler.step(optimizer)
+                    scaler.update()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     st.step += 1
