@@ -1,0 +1,405 @@
+"""`speechft prepare <domain>`: build data/<domain>/ (audio, split manifests) from data_manifests/<domain>/.
+
+Three kinds of domain:
+- TTS domains (medical, aviation, legal, finance): sentences per split are spoken by the voices that
+  `voices.yaml` assigns (round-robin over a split's voices, speed jitter, light augmentation). Test
+  speakers never occur in train or dev: the test set measures held-out speakers.
+- general: real human speech, the Asterisk core prompts (speaker "allison"), as a regression set.
+- telephony: adaptation to that same Asterisk speech, split by prompt; its `voices.yaml` has a
+  `real_speech` section and a TTS `general` split of everyday sentences as its regression set.
+
+Idempotent and atomic: audio is content-addressed and reused, every file is written under a temp
+name and renamed, and manifests are written only after all of their audio exists.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, WHISPER_MAX_SECONDS
+from .errors import SpeechftError
+from .io_utils import atomic_write_text
+from .manifest import Utterance
+from .synth import (Sentence, Voice, read_sentences, speakable, synth_sentences, usable_voices,
+                    write_manifest_if_changed)
+from .text import count_term, normalize, read_terms
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+HELD_OUT_SPLITS = ("test", "general")  # their speakers must not occur in any other split
+PLAN_FILE = "voices.yaml"
+
+ASTERISK_PACKAGES = ("asterisk-core-sounds-en-g722", "asterisk-core-sounds-en")
+ASTERISK_SOUNDS = "usr/share/asterisk/sounds/en_US_f_Allison"
+ASTERISK_TRANSCRIPTS = "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
+ASTERISK_SPEAKER = "allison"
+GENERAL_TEST_SIZE = 200  # prompts in data/general/test.jsonl: keeps recipe evaluation short
+GENERAL_SEED = 0
+FFMPEG_TIMEOUT = 60  # s per prompt; each is a few seconds of audio
+
+
+@dataclass
+class SplitPlan:
+    """How one split is spoken (a section of voices.yaml)."""
+
+    voices: list[str]
+    sentences: str = ""  # path relative to the domain folder; default "<split>.txt"
+    speed_jitter: float = 0.0  # each sentence's speed is 1 +- uniform(0, jitter)
+    augment_fraction: float = 0.0  # share of sentences that get noise (and reverb when set)
+    noise_snr_db: list[float] = field(default_factory=lambda: [20.0, 35.0])  # dB, uniform in [lo, hi]
+    reverb: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.noise_snr_db, (int, float)):
+            self.noise_snr_db = [self.noise_snr_db, self.noise_snr_db]
+        checks = [
+            (isinstance(self.voices, list) and self.voices and all(isinstance(v, str) for v in self.voices),
+             "voices", "a non-empty list such as [flite:slt, hibari:heart]"),
+            (isinstance(self.speed_jitter, (int, float)) and 0 <= self.speed_jitter <= 0.5, "speed_jitter", "a number in 0..0.5"),
+            (isinstance(self.augment_fraction, (int, float)) and 0 <= self.augment_fraction <= 1, "augment_fraction", "a number in 0..1"),
+            (isinstance(self.noise_snr_db, list) and len(self.noise_snr_db) == 2
+             and all(isinstance(x, (int, float)) for x in self.noise_snr_db), "noise_snr_db", "[low, high] in dB"),
+            (isinstance(self.reverb, bool), "reverb", "true or false"),
+        ]
+        for ok, name, fix in checks:
+            if not ok:
+                raise SpeechftError(f"{name}={getattr(self, name)!r} is invalid. Fix: {fix}")
+
+
+@dataclass
+class Plan:
+    """A domain's voices.yaml."""
+
+    splits: dict[str, SplitPlan]
+    seed: int = 0
+    real_speech: dict[str, float] | None = None  # split -> fraction of the Asterisk prompts
+
+
+def _check_keys(d, cls, where: str) -> None:
+    if not isinstance(d, dict):
+        raise SpeechftError(f"{where}: expected a mapping, got {type(d).__name__}. Fix: see data_manifests/medical/{PLAN_FILE}")
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise SpeechftError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}. Fix: use only "
+                            + ", ".join(f.name for f in fields(cls)))
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and check a voices.yaml.
+
+    Raises:
+        SpeechftError: missing file, unknown keys, bad voice specs, or a held-out split sharing
+        a speaker with another split.
+    """
+    import yaml
+
+    if not path.is_file():
+        raise SpeechftError(f"voice plan not found: {path}. Fix: write it (see data_manifests/medical/{PLAN_FILE})")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    _check_keys(raw, Plan, str(path))
+    splits = {}
+    for name, sp in (raw.get("splits") or {}).items():
+        where = f"{path} splits.{name}"
+        if not str(name).isidentifier():
+            raise SpeechftError(f"{where}: split names are single words. Fix: e.g. train, dev, test, general")
+        _check_keys(sp, SplitPlan, where)
+        try:
+            splits[str(name)] = SplitPlan(**sp)
+        except SpeechftError as e:
+            raise SpeechftError(f"{where}: {e}") from None
+    real = raw.get("real_speech")
+    if real is not None and not (isinstance(real, dict) and set(real) <= set(SPLITS) and not set(real) & set(splits)
+                                 and all(isinstance(f, (int, float)) and f > 0 for f in real.values())):
+        raise SpeechftError(f"{path} real_speech={real!r} is invalid. Fix: fractions per split not in splits, "
+                            "e.g. {train: 0.7, dev: 0.1, test: 0.2}")
+    plan = Plan(splits=splits, seed=int(raw.get("seed", 0)), real_speech=real)
+    check_speakers(plan, path)
+    return plan
+
+
+def check_speakers(plan: Plan, where: Path | str) -> None:
+    """Raise when a held-out split (test, general) shares a speaker with another split."""
+    speakers = {name: {Voice.parse(v).speaker: v for v in sp.voices} for name, sp in plan.splits.items()}
+    for held in HELD_OUT_SPLITS:
+        for other, spk in speakers.items():
+            if held not in speakers or other == held:
+                continue
+            for s in sorted(set(speakers[held]) & set(spk)):
+                raise SpeechftError(
+                    f"{where}: speaker {s!r} is in split {held} (voice {speakers[held][s]}) and in split {other} "
+                    f"(voice {spk[s]}); {held} must measure held-out speakers (flite slt and festival slt are one "
+                    f"person, so are flite kal/kal16 and festival kal). Fix: remove that speaker's voices from {other} or {held}"
+                )
+
+
+def _assign_voices(sents: list[Sentence], sp: SplitPlan, voices: list[Voice], seed: int, split: str) -> list[Voice]:
+    """Round-robin over the split's voices; speed jitter and augmentation drawn from a seeded stream."""
+    rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
+    out = []
+    for i in range(len(sents)):
+        u_speed, u_aug, u_snr = rng.random(3)  # always three draws, so options do not shift later sentences
+        speed = round(1.0 + sp.speed_jitter * (2 * u_speed - 1), 2)
+        lo, hi = sp.noise_snr_db
+        aug = u_aug < sp.augment_fraction
+        out.append(Voice(voices[i % len(voices)].engine, voices[i % len(voices)].voice, speed,
+                         round(lo + (hi - lo) * u_snr, 1) if aug else None, aug and sp.reverb))
+    return out
+
+
+def _synth_splits(domain: str, plan: Plan, src: Path, audio_dir: Path, jobs: int | None) -> dict[str, list[Utterance]]:
+    sents, voices = [], []
+    for split, sp in plan.splits.items():
+        split_voices = usable_voices(Voice.parse(v) for v in sp.voices)
+        # Unspeakable lines are dropped before the round-robin so they do not cost a voice its turn.
+        ss = [Sentence(s.text, s.line, s.source, f"{domain}-{split}-{s.line:05d}")
+              for s in speakable(read_sentences(src / (sp.sentences or f"{split}.txt")))]
+        if not ss:
+            raise SpeechftError(f"{src / (sp.sentences or f'{split}.txt')} has no sentence. Fix: one sentence a line")
+        sents += ss
+        voices += _assign_voices(ss, sp, split_voices, plan.seed, split)
+    # One call for all splits: one worker pool, one progress bar.
+    utts = synth_sentences(sents, voices, audio_dir, seed=plan.seed, jobs=jobs, desc=f"synth {domain}")
+    out: dict[str, list[Utterance]] = {split: [] for split in plan.splits}
+    for u in utts:  # ids are "<domain>-<split>-<line>-<engine>-<voice>"; split names have no "-"
+        out[u.id[len(domain) + 1:].split("-", 1)[0]].append(u)
+    return out
+
+
+def _check_text(domain: str, src: Path, by_split: dict[str, list[Utterance]]) -> None:
+    """Warn about test sentences also in train and about terms train never says."""
+    norm = {split: {normalize(u.text) for u in utts} for split, utts in by_split.items()}
+    leaked = norm.get("test", set()) & norm.get("train", set())
+    if leaked:
+        log.warning("%s: %d test sentence(s) also in train, e.g. %r. Fix: keep test sentences out of train.txt",
+                    domain, len(leaked), sorted(leaked)[0])
+    if (src / "terms.txt").is_file() and "train" in norm:
+        train_text = " \n ".join(norm["train"])
+        unseen = [t for t in read_terms(src / "terms.txt") if not count_term(train_text, normalize(t))]
+        if unseen:
+            log.warning("%s: %d term(s) never spoken in train: %s. Fix: add train sentences that use them",
+                        domain, len(unseen), ", ".join(unseen[:10]))
+
+
+# ---------------------------------------------------------------- Asterisk real speech
+
+
+def parse_asterisk_transcripts(text: str) -> dict[str, str]:
+    """`key: text` lines -> {key: text}; bracketed notes are removed, tone/silence entries dropped."""
+    out = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith(";") or ":" not in line:
+            continue
+        key, _, words = line.partition(":")
+        # [beep], <beep ascending>, (10 seconds of silence), IAX (note: ...) describe the audio, not speech.
+        words = re.sub(r"\[[^\]]*\]|<[^>]*>|\([^)]*\)", " ", words)
+        words = " ".join(words.split())
+        if any(c.isalnum() for c in words):
+            out[key.strip()] = words
+    return out
+
+
+def _run(cmd: list[str], what: str, fix: str, **kw) -> None:
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, **kw)
+    except (OSError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        raise SpeechftError(f"{what} failed: {e} {detail.decode(errors='replace')[-300:]}. Fix: {fix}") from e
+
+
+def _asterisk_root(cache: Path) -> Path:
+    """Download (once) and unpack the two Debian packages; returns the unpacked root."""
+    root = cache / "root"
+    if (root / ASTERISK_TRANSCRIPTS).is_file() and (root / ASTERISK_SOUNDS).is_dir():
+        return root
+    cache.mkdir(parents=True, exist_ok=True)
+    for pkg in ASTERISK_PACKAGES:
+        if not list(cache.glob(f"{pkg}_*.deb")):
+            _run(["apt-get", "download", pkg], f"apt-get download {pkg}",
+                 f"run `apt-get update`, or put {pkg}_*.deb into {cache} by hand", cwd=cache)
+    tmp = cache / ".root.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for pkg in ASTERISK_PACKAGES:
+        deb = sorted(cache.glob(f"{pkg}_*.deb"))[-1]
+        _run(["dpkg-deb", "-x", str(deb), str(tmp)], f"dpkg-deb -x {deb.name}", f"delete {deb} and run prepare again")
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    return root
+
+
+def _decode_g722(src: Path, dst: Path) -> None:
+    if dst.is_file():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    _run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "g722", "-i", str(src), "-ar", str(SAMPLE_RATE),
+          "-ac", "1", "-bitexact", "-f", "wav", str(tmp)], f"ffmpeg decode {src.name}",
+         "apt-get install ffmpeg", timeout=FFMPEG_TIMEOUT)
+    tmp.replace(dst)
+
+
+def asterisk_prompts(general_dir: Path, jobs: int | None = None) -> list[Utterance]:
+    """All Asterisk prompts with a transcript and audio, decoded to 16 kHz WAV under general_dir/audio.
+
+    Raises:
+        SpeechftError: download, unpacking or decoding failed (the message says how to fix it).
+    """
+    import soundfile as sf
+    from tqdm import tqdm
+
+    root = _asterisk_root(general_dir / "cache")
+    texts = parse_asterisk_transcripts(gzip.decompress((root / ASTERISK_TRANSCRIPTS).read_bytes()).decode("utf-8"))
+    sounds = root / ASTERISK_SOUNDS
+    keys = sorted(k for k in texts if (sounds / f"{k}.g722").is_file())
+    if len(keys) < len(texts):
+        log.info("general: %d transcript(s) without audio dropped", len(texts) - len(keys))
+    wav = {k: general_dir / "audio" / f"{k}.wav" for k in keys}
+    with ThreadPoolExecutor(jobs or os.cpu_count()) as pool:  # ffmpeg processes do the work; threads wait
+        list(tqdm(pool.map(lambda k: _decode_g722(sounds / f"{k}.g722", wav[k]), keys), total=len(keys),
+                  desc="decode asterisk", unit="file", disable=None))
+    utts = [Utterance(str(wav[k].resolve()), texts[k], sf.info(str(wav[k])).frames / SAMPLE_RATE, k, ASTERISK_SPEAKER)
+            for k in keys]
+    # Whisper sees 30 s at most: longer prompts (the demo monologues) would only be dropped later.
+    too_long = [u.id for u in utts if u.duration > WHISPER_MAX_SECONDS]
+    if too_long:
+        log.info("general: %d prompt(s) over %.0f s left out: %s", len(too_long), WHISPER_MAX_SECONDS, ", ".join(too_long))
+    return [u for u in utts if u.duration <= WHISPER_MAX_SECONDS]
+
+
+def _spread_subset(utts: list[Utterance], n: int, seed: int) -> list[Utterance]:
+    """n prompts, seeded, each folder (digits/, letters/, ...) represented in proportion."""
+    groups: dict[str, list[Utterance]] = {}
+    for u in utts:
+        groups.setdefault(u.id.rpartition("/")[0], []).append(u)
+    quota = {g: len(us) * n / len(utts) for g, us in groups.items()}
+    take = {g: int(q) for g, q in quota.items()}
+    for g in sorted(quota, key=lambda g: (take[g] - quota[g], g))[: n - sum(take.values())]:
+        take[g] += 1  # largest remainders get the prompts rounding left over
+    rng = np.random.default_rng(seed)
+    chosen = {u.id for g in sorted(groups) for u in rng.permutation(np.array(groups[g], dtype=object))[: take[g]]}
+    return [u for u in utts if u.id in chosen]
+
+
+def _split_real_speech(utts: list[Utterance], fractions: dict[str, float], seed: int) -> dict[str, list[Utterance]]:
+    """Split by prompt text (identical wording stays in one split, so test prompts are never trained on)."""
+    groups: dict[str, list[Utterance]] = {}
+    for u in utts:
+        groups.setdefault(normalize(u.text), []).append(u)
+    order = [sorted(groups)[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+    total, bounds, acc = len(utts), [], 0.0
+    for split, frac in fractions.items():
+        acc += frac
+        bounds.append((split, acc / sum(fractions.values()) * total))
+    out: dict[str, list[Utterance]] = {s: [] for s in fractions}
+    done = 0
+    for text in order:
+        split = next(s for s, b in bounds if done < b)
+        out[split] += groups[text]
+        done += len(groups[text])
+    return {s: sorted(us, key=lambda u: u.id) for s, us in out.items()}
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _write_outputs(out_dir: Path, by_split: dict[str, list[Utterance]]) -> dict[str, Path]:
+    paths = {}
+    for split, utts in by_split.items():
+        paths[split] = out_dir / f"{split}.jsonl"
+        write_manifest_if_changed(paths[split], utts)
+    speakers = {split: sorted({u.speaker for u in utts if u.speaker}) for split, utts in by_split.items()}
+    _write_if_changed(out_dir / "voices.json", json.dumps(speakers, indent=2) + "\n")
+    return paths
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Atomic write that leaves an identical file untouched (a rerun changes no mtime)."""
+    if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+        atomic_write_text(path, text)
+
+
+def _remove_leftovers(audio_dir: Path, keep: set[str] | None = None) -> None:
+    """Delete temp files of an interrupted run and (when `keep` is given) audio no manifest uses."""
+    if not audio_dir.is_dir():
+        return
+    for p in audio_dir.rglob(".*.tmp*"):
+        p.unlink(missing_ok=True)
+    if keep is not None:
+        for p in audio_dir.glob("*.wav"):
+            if str(p.resolve()) not in keep:
+                p.unlink()
+
+
+def _validate(paths: list[Path]) -> None:
+    try:
+        from .validate import summarize, validate_manifests
+    except ImportError:  # validation is optional at this stage
+        return
+    problems = validate_manifests(paths)
+    for p in problems:
+        if p.severity != "error":
+            log.warning(p.message)
+    if any(p.severity == "error" for p in problems):
+        raise SpeechftError(f"prepared manifests have errors:\n{summarize([p for p in problems if p.severity == 'error'])}")
+
+
+def _prepare_general(out_dir: Path, jobs: int | None) -> dict[str, Path]:
+    try:
+        utts = asterisk_prompts(out_dir, jobs)
+    finally:
+        _remove_leftovers(out_dir / "audio")
+    subset = _spread_subset(utts, min(GENERAL_TEST_SIZE, len(utts)), GENERAL_SEED)
+    paths = _write_outputs(out_dir, {"all": utts, "test": subset})
+    _validate(list(paths.values()))
+    return paths
+
+
+def prepare(domain: str, sources: str | Path = "data_manifests", data_root: str | Path = "data",
+            jobs: int | None = None) -> dict[str, Path]:
+    """Build data/<domain>/ from data_manifests/<domain>/ (see the module docstring).
+
+    Args:
+        domain: "general", "telephony", or a folder under `sources` with voices.yaml and <split>.txt.
+        jobs: parallel workers (default: all cores).
+    Returns:
+        split -> manifest path.
+    Raises:
+        SpeechftError: a missing or inconsistent source, no usable TTS engine, or invalid output.
+    """
+    out_dir = Path(data_root) / domain
+    if domain == "general":
+        return _prepare_general(out_dir, jobs)
+    src = Path(sources) / domain
+    if not src.is_dir():
+        known = sorted(p.name for p in Path(sources).glob("*/") if (p / PLAN_FILE).is_file())
+        raise SpeechftError(f"unknown domain {domain!r}: {src} does not exist. Fix: one of general, {', '.join(known)}")
+    plan = load_plan(src / PLAN_FILE)
+    audio_dir = out_dir / "audio"
+    _remove_leftovers(audio_dir)
+    try:
+        by_split = _synth_splits(domain, plan, src, audio_dir, jobs)
+        _check_text(domain, src, by_split)
+        if plan.real_speech:
+            real = asterisk_prompts(Path(data_root) / "general", jobs)
+            by_split.update(_split_real_speech(real, plan.real_speech, plan.seed))
+        # Every file exists now: write the manifests (each atomically), then tidy up.
+        paths = _write_outputs(out_dir, by_split)
+        if (src / "terms.txt").is_file():
+            _write_if_changed(out_dir / "terms.txt", (src / "terms.txt").read_text(encoding="utf-8"))
+        _remove_leftovers(audio_dir, keep={u.audio_filepath for us in by_split.values() for u in us})
+    finally:
+        _remove_leftovers(audio_dir)
+    _validate(list(paths.values()))
+    return {s: paths[s] for s in [*[s for s in SPLITS if s in paths], *sorted(set(paths) - set(SPLITS))]}

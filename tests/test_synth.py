@@ -1,0 +1,128 @@
+"""speechft.synth: voices, determinism, caching, skipped sentences, missing engines."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from speechft import synth
+from speechft.audio import SAMPLE_RATE
+from speechft.errors import SpeechftError
+from speechft.synth import Sentence, Voice, read_sentences, synth_main, synth_sentences, synthesize
+
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (apt-get install flite)")
+
+
+@pytest.fixture
+def count_synthesis(monkeypatch):
+    """Counts calls of synth.synthesize (what every engine run goes through)."""
+    calls = []
+    real = synth.synthesize
+
+    def counting(text, voice, seed=0):
+        calls.append(text)
+        return real(text, voice, seed)
+
+    monkeypatch.setattr(synth, "synthesize", counting)
+    return calls
+
+
+def test_voice_parse_aliases_and_speaker_identity():
+    assert Voice.parse("festival:us_slt_hts").voice == "cmu_us_slt_arctic_hts"
+    # Same person through two engines: speaker-disjointness must see one speaker.
+    assert Voice.parse("flite:slt").speaker == Voice.parse("festival:slt").speaker == "slt"
+    assert Voice.parse("flite:kal16").speaker == Voice.parse("festival:kal").speaker == "kal"
+    assert Voice.parse("hibari:heart@1.1").speed == 1.1
+    for bad in ("heart", "nosuch:voice", "flite:slt@fast", "flite:slt@9"):
+        with pytest.raises(SpeechftError):
+            Voice.parse(bad)
+
+
+@needs_flite
+def test_synthesize_is_deterministic_and_16k():
+    v = Voice("flite", "slt", speed=1.1, noise_snr_db=25, reverb=True)
+    a = synthesize("The patient takes apixaban twice daily.", v, seed=7)
+    b = synthesize("The patient takes apixaban twice daily.", v, seed=7)
+    c = synthesize("The patient takes apixaban twice daily.", v, seed=8)
+    assert a.dtype == np.float32 and a.ndim == 1 and a.size > SAMPLE_RATE // 2
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)  # the seed drives the noise
+    assert np.max(np.abs(a)) <= 1.0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hibari") is None, reason="hibari-tts not installed")
+def test_hibari_is_deterministic():
+    v = Voice("hibari", "heart")
+    assert np.array_equal(synthesize("Hold the warfarin tonight.", v, 3), synthesize("Hold the warfarin tonight.", v, 3))
+
+
+@needs_flite
+def test_second_run_is_cached_and_parallel_run_is_identical(tmp_path, count_synthesis):
+    sents = ["Start metoprolol now.", "Check the troponin.", "Give lisinopril daily."]
+    voices = [Voice("flite", "kal16"), Voice("flite", "slt", noise_snr_db=30), [Voice("flite", "rms"), Voice("flite", "awb")]]
+    first = synth_sentences(sents, voices, tmp_path / "a", seed=1, jobs=1)
+    assert len(first) == 4 and len(count_synthesis) == 4
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "a").iterdir()}
+
+    again = synth_sentences(sents, voices, tmp_path / "a", seed=1, jobs=1)
+    assert len(count_synthesis) == 4  # nothing re-synthesised
+    assert again == first
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "a").iterdir()} == mtimes
+
+    parallel = synth_sentences(sents, voices, tmp_path / "b", seed=1, jobs=2)
+    for u, w in zip(first, parallel):
+        assert open(u.audio_filepath, "rb").read() == open(w.audio_filepath, "rb").read()
+    assert [u.speaker for u in first] == ["kal", "slt", "rms", "awb"]
+    assert len({u.id for u in first}) == 4
+
+
+@needs_flite
+def test_unspeakable_sentences_are_skipped_with_line_numbers(tmp_path, caplog):
+    src = tmp_path / "s.txt"
+    src.write_text("Hello there.\n\n!!! ???\n# a comment\n(laughs)\nGood night.\n", encoding="utf-8")
+    sents = read_sentences(src)
+    assert [s.line for s in sents] == [1, 3, 5, 6]
+    with caplog.at_level(logging.WARNING):
+        utts = synth_sentences(sents, [Voice("flite", "kal16")] * len(sents), tmp_path / "out", jobs=1)
+    assert [u.text for u in utts] == ["Hello there.", "Good night."]
+    assert f"{src}:3 skipped" in caplog.text and f"{src}:5 skipped" in caplog.text
+
+
+@needs_flite
+def test_missing_engine_is_skipped_with_install_hint(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(synth.ENGINES["festival"], "missing", lambda: "not on PATH")
+    with caplog.at_level(logging.WARNING):
+        utts = synth_sentences(["Hello there."], [[Voice("flite", "kal16"), Voice("festival", "kal")]], tmp_path, jobs=1)
+    assert [u.speaker for u in utts] == ["kal"] and "flite" in utts[0].id
+    assert "apt-get install festival" in caplog.text
+
+
+def test_zero_usable_engines_is_an_error(tmp_path, monkeypatch):
+    for engine in synth.ENGINES.values():
+        monkeypatch.setattr(engine, "missing", lambda: "not installed")
+    with pytest.raises(SpeechftError, match="no usable TTS voice"):
+        synth_sentences([Sentence("Hello.", 1)], [Voice("flite", "slt")], tmp_path, jobs=1)
+
+
+@needs_flite
+def test_synth_main_writes_a_relative_manifest(tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text("Start metoprolol now.\nCheck the troponin.\n", encoding="utf-8")
+    manifest = synth_main(text, tmp_path / "out", ["flite:kal16", "flite:slt@1.2"], seed=0, jobs=1)
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 4 and all(r["audio_filepath"].startswith("audio/") for r in rows)
+    assert all((tmp_path / "out" / r["audio_filepath"]).is_file() and r["duration"] > 0 for r in rows)
+    mtime = manifest.stat().st_mtime_ns
+    synth_main(text, tmp_path / "out", ["flite:kal16", "flite:slt@1.2"], seed=0, jobs=1)
+    assert manifest.stat().st_mtime_ns == mtime  # unchanged content is not rewritten
+
+
+@needs_flite
+def test_usable_voices_keeps_order_and_repeats():
+    a, b = Voice("flite", "slt"), Voice("flite", "rms")
+    assert synth.usable_voices([a, b, a]) == [a, b, a]  # a repeat weights the round-robin
