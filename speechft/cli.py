@@ -116,15 +116,19 @@ def cmd_import_ct2(args) -> int:
 
 def cmd_export(args) -> int:
     from .export import export_ct2
+    from .text import read_terms
 
-    export_ct2(args.model, args.out, args.quantization, manifest=args.manifest, max_wer_gap=args.max_wer_gap)
+    terms = read_terms(args.terms) if args.terms else None
+    export_ct2(args.model, args.out, args.quantization, manifest=args.manifest, max_wer_gap=args.max_wer_gap,
+               terms=terms, language=args.language)
     return 0
 
 
 def cmd_serve(args) -> int:
     from .serve import serve
 
-    serve(args.model, host=args.host, port=args.port, api_key=args.api_key or os.environ.get("SPEECHFT_API_KEY"))
+    serve(args.model, host=args.host, port=args.port, api_key=args.api_key or os.environ.get("SPEECHFT_API_KEY"),
+          max_upload_mb=args.max_upload_mb, workers=args.workers)
     return 0
 
 
@@ -193,22 +197,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="ct2", choices=["ct2"])
     s.add_argument("--quantization", default="int8", choices=["int8", "int8_float32", "float16", "float32"])
     s.add_argument("--out", required=True)
-    s.add_argument("--manifest", help="parity-check manifest (default: the run's test manifest)")
-    s.add_argument("--max-wer-gap", type=float, default=0.01)
+    s.add_argument("--manifest", help="parity-check manifest (without one, parity is not checked)")
+    s.add_argument("--max-wer-gap", type=float, default=0.01, help="largest allowed CT2 WER minus HF WER (fraction)")
+    s.add_argument("--terms", help="terms file: also report term recall of both models")
+    s.add_argument("--language", default="en", help="decoding language of multilingual models")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("serve", help="OpenAI-compatible /v1/audio/transcriptions endpoint")
-    s.add_argument("--model", required=True)
+    s.add_argument("--model", required=True, help="CT2 export (fast path), HF Whisper folder or alias")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--api-key")
+    s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $SPEECHFT_API_KEY)")
+    s.add_argument("--max-upload-mb", type=float, default=25.0, help="request body limit in MiB (larger: 413)")
+    s.add_argument("--workers", type=int, default=4, help="connection threads (the model runs one request at a time)")
     s.set_defaults(func=cmd_serve)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if int(os.environ.get("RANK", "0")) > 0:  # other processes of a launch: their own log file, quiet console
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "numba", "matplotlib", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # transformers' generate() warns about Whisper's own generation config on every batch.
