@@ -118,3 +118,19 @@ def test_unknown_key_is_named(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
     recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     assert main(["run", str(recipe), "train.epochz=3"]) == 2
     assert "train.epochz" in capsys.readouterr().err
+
+
+def test_skip_invalid_trains_on_the_rest_and_reports_why(tiny_dataset, tiny_whisper_dir, tmp_path):
+    rows = [json.loads(line) for line in tiny_dataset["train"].read_text().splitlines()]
+    for r in rows:
+        r["audio_filepath"] = str(tiny_dataset["train"].parent / r["audio_filepath"])
+    rows.append({"audio_filepath": str(tmp_path / "gone.wav"), "text": "lost", "id": "gone"})
+    rows.append({"audio_filepath": rows[0]["audio_filepath"], "text": "?!", "id": "punct"})
+    train = write_manifest(tmp_path / "train.jsonl", rows)
+    recipe = _recipe(tmp_path, dict(tiny_dataset, train=train), tiny_whisper_dir)
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), f"output_dir={out}", "data.skip_invalid=true", "train.epochs=1"]) == 0
+    skipped = json.loads((out / "report.json").read_text())["skipped"]
+    assert skipped["count"] == 2
+    assert set(skipped["reasons"]) == {"file not found", "text is empty after normalisation"}
+    assert "left out: 2" in (out / "report.md").read_text()
