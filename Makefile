@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q -e '.[models,tts,test]'
+	# pyctcdecode 0.5 pins numpy<2 in its metadata but works with numpy 2: install it without deps.
+	$(PY) -m pip install -q --no-deps pyctcdecode==0.5.0 pygtrie==2.6.2
 	touch $(STAMP)
 
 test: setup

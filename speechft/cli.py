@@ -64,7 +64,10 @@ def cmd_validate(args) -> int:
     if args.model:
         from .config import DataConfig
 
-        limits = _load_adapter(args.model).limits(DataConfig(train="-", dev="-", test="-", max_seconds=args.max_seconds, root=args.root))
+        adapter = _load_adapter(args.model)
+        # CTC models: also check the text against the character vocabulary.
+        limits_for = getattr(adapter, "vocab_limits", adapter.limits)
+        limits = limits_for(DataConfig(train="-", dev="-", test="-", max_seconds=args.max_seconds, root=args.root))
     problems = validate_manifests(args.manifests, limits)
     print(summarize(problems))
     return 1 if any(p.severity == "error" for p in problems) else 0

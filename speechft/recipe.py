@@ -179,7 +179,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
 
         def run_eval(condition: str, **extra):
             for s in eval_sets:
-                res = evaluate(adapter, sets[s], trainer.cache_for(trainer.plan.frozen_units), terms, desc=f"{s} {condition}", **ev, **extra)
+                res = evaluate(adapter, sets[s], trainer.cache_for(trainer.plan.frozen_units), terms, desc=f"{s} {condition}", **{**ev, **extra})
                 results[s][condition] = res.summary()
                 log.info("%s %s: WER %.4f CER %.4f term recall %s (n=%d)", s, condition, res.wer, res.cer, res.term_recall, res.n)
 
@@ -189,7 +189,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
                 for name, extra in adapter.zero_training_baselines(terms, cfg.eval).items():
                     run_eval(name, **extra)
         head_change = adapter.prepare_for_training([u.text for u in sets["train"]])
-        if head_change:
+        if head_change and head_change.get("added"):
             log.info("output layer adjusted to the training text: %s", head_change)
         with timer("train"):
             train_result = trainer.fit(sets["train"], sets["dev"], checkpoint_dir=run_dir / "checkpoints", resume=cfg.resume)

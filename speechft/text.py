@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -34,6 +35,14 @@ def normalize(text: str) -> str:
         text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
     # The Whisper normaliser keeps "." and "," inside numbers; a token of bare punctuation is no word.
     return " ".join(w for w in _whisper_normalizer()(text).split() if any(c.isalnum() for c in w))
+
+
+def spoken_form(text: str) -> str:
+    """Training target for character models: words as written (numbers stay words), lower
+    case, letters, digits and apostrophes only. Scoring still uses `normalize` on both sides."""
+    text = unicodedata.normalize("NFKC", text or "").lower()
+    text = re.sub(r"[^\w']|_", " ", text)
+    return " ".join(w for w in text.split() if w.strip("'"))
 
 
 def read_terms(path: str | Path) -> list[str]:

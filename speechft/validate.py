@@ -20,7 +20,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, audio_info
 from .errors import SpeechftError
 from .manifest import Utterance, parse_line
-from .text import normalize
+from .text import normalize, spoken_form
 
 DURATION_TOLERANCE = 0.1  # s, allowed gap between the manifest's duration and the audio
 SILENCE_PEAK = 1e-4  # peak amplitude below which a file counts as silent
@@ -109,11 +109,12 @@ def _check_text(utt: Utterance, line: int, manifest: str, limits: Limits) -> lis
     if not norm:
         return [p("text is empty after normalisation (nothing to learn)", "write the transcript, or remove the line")]
     problems = []
-    if limits.vocab is not None:
-        oov = sorted({c for c in norm if c != " " and c not in limits.vocab})
+    if limits.vocab is not None:  # character models learn the spoken form (text.spoken_form)
+        spoken = spoken_form(utt.text)
+        oov = sorted({c for c in spoken if c != " " and c not in limits.vocab})
         if oov:
             problems.append(p(f"symbols outside the model vocabulary: {''.join(oov)!r}", "spell them out, or let the recipe extend the CTC vocabulary"))
-            if len(oov) == len(set(norm.replace(" ", ""))):
+            if len(oov) == len(set(spoken.replace(" ", ""))):
                 problems[-1].problem = "text has only symbols outside the model vocabulary"
     if limits.count_tokens is not None and limits.max_label_tokens is not None:
         n = limits.count_tokens(utt.text)

@@ -6,39 +6,15 @@ the Whisper tokenizer comes from the tiny.en package that the `models` extra ins
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from support import write_manifest, write_tone_wav
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-SR = 16000  # Hz
-
-
-def write_tone_wav(path: Path, seconds: float, freq: float, seed: int = 0, sr: int = SR, channels: int = 1) -> Path:
-    """A tone with a little noise: distinct per utterance, never silent."""
-    import soundfile as sf
-
-    path = Path(path)
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
-    if channels > 1:
-        x = np.stack([x] * channels, axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x.astype(np.float32), sr, subtype="PCM_16")
-    return path
-
-
-def write_manifest(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
 
 TINY_TEXTS = [
     "give atorvastatin daily",

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-from conftest import write_tone_wav
+from support import write_tone_wav
 from speechft.cache import PrefixCache
 from speechft.config import FreezeConfig
 from speechft.freeze import apply_freeze

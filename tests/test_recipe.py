@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import write_manifest
+from support import write_manifest
 from speechft.cli import main
 from speechft.recipe import INCOMPLETE_MARKER
 

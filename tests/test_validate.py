@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import write_manifest, write_tone_wav
+from support import write_manifest, write_tone_wav
 from speechft.cli import main
 from speechft.validate import Limits, validate_manifest
 
