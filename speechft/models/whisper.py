@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import types
 from pathlib import Path
 
 import torch
@@ -12,6 +14,42 @@ from ..audio import SAMPLE_RATE, WHISPER_MAX_SECONDS
 
 IGNORE_INDEX = -100  # label positions excluded from the loss
 MAX_PROMPT_TOKENS = 223  # Whisper: prompt + prefix must fit half of the 448-token context
+# Up to this many decoder tokens, cross-attention is cheaper reassociated (see
+# _reassociated_cross_attention); measured break-even on tiny.en: ~70 tokens (benchmarks/README.md).
+REASSOCIATE_MAX_TOKENS = 48
+
+
+def _reassociated_forward(self, hidden_states, key_value_states=None, cache=None, attention_mask=None,
+                          output_attentions=False, **kwargs):
+    """Cross-attention as softmax((q Wk) E^T) E Wv^T + bv: the same function as projecting all
+    1500 encoder frames to keys and values, at a cost linear in the (short) target length."""
+    if key_value_states is None or cache is not None or attention_mask is not None or output_attentions:
+        return type(self).forward(self, hidden_states, key_value_states=key_value_states, cache=cache,
+                                  attention_mask=attention_mask, output_attentions=output_attentions, **kwargs)
+    b, t, c = hidden_states.shape
+    h, d = self.num_heads, self.head_dim
+    enc = key_value_states
+    q = (self.q_proj(hidden_states) * self.scaling).view(b, t, h, d).transpose(1, 2)  # B H T d
+    qk = torch.einsum("bhtd,hdc->bhtc", q, self.k_proj.weight.view(h, d, c))  # B H T C (k_proj has no bias)
+    scores = torch.matmul(qk.reshape(b, h * t, c), enc.transpose(1, 2)).view(b, h, t, -1)  # B H T S
+    probs = F.dropout(scores.softmax(-1), p=self.dropout, training=self.training)
+    pe = torch.matmul(probs.view(b, h * t, -1), enc).view(b, h, t, c)  # B H T C
+    # Rows of probs sum to 1, so the value bias passes through unchanged.
+    out = torch.einsum("bhtc,hdc->bhtd", pe, self.v_proj.weight.view(h, d, c)) + self.v_proj.bias.view(1, h, 1, d)
+    return self.out_proj(out.transpose(1, 2).reshape(b, t, c)), None
+
+
+@contextlib.contextmanager
+def _reassociated_cross_attention(model):
+    """Use _reassociated_forward in every decoder cross-attention for the duration."""
+    modules = [layer.encoder_attn for layer in model.model.decoder.layers]
+    for m in modules:
+        m.forward = types.MethodType(_reassociated_forward, m)
+    try:
+        yield
+    finally:
+        for m in modules:
+            del m.forward  # back to the class's forward
 
 
 class WhisperAdapter:
@@ -139,10 +177,15 @@ class WhisperAdapter:
         enc = self.encode_rest(hidden, k)
         inputs, labels = self.make_targets(texts)
         device = enc.device
-        out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc), decoder_input_ids=inputs.to(device))
+        short = inputs.shape[1] <= REASSOCIATE_MAX_TOKENS
+        with _reassociated_cross_attention(self.model) if short else contextlib.nullcontext():
+            # use_cache=False: transformers keeps a KV cache in training otherwise (copies per layer).
+            out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc), decoder_input_ids=inputs.to(device),
+                             use_cache=False)
         labels = labels.to(device)
         n_tokens = int((labels != IGNORE_INDEX).sum())
-        loss = F.cross_entropy(out.logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX)
+        logits = out.logits.float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
         return loss, n_tokens
 
     # ---- decoding ---------------------------------------------------------------------------------
