@@ -43,6 +43,7 @@ class ModelConfig:
     family: str = "auto"  # auto | whisper | ctc
     language: str | None = "en"  # Whisper: forced language (None for .en models is fine)
     task: str = "transcribe"
+    numbers_as_digits: bool = True  # Whisper: train on targets with spoken numbers written as digits
 
     def __post_init__(self):
         if self.family not in ("auto", "whisper", "ctc", "wav2vec2"):
@@ -54,6 +55,7 @@ class FreezeConfig:
     policy: str = "encoder"
     layers: int = 0  # `lower`: lowest N encoder blocks frozen
     decoder_layers: int = 0  # `lower` (Whisper): lowest M decoder blocks frozen too
+    token_embeddings: bool = False  # Whisper: keep the token embeddings (= tied output layer) fixed
     gradual_start: str = "encoder"  # `gradual`: the frozen set to start from
     gradual_every: int = 1  # unfreeze one more block top-down every K units
     gradual_unit: str = "epoch"  # epoch | step

@@ -87,6 +87,10 @@ def plan_freeze(names: list[str], cfg: FreezeConfig, family: str, stage: int = 0
     if family == "whisper" and cfg.policy == "lower" and cfg.decoder_layers:
         base = _base_prefix(names)
         frozen |= {n for n in names if (m := re.match(re.escape(base) + r"decoder\.layers\.(\d+)\.", n)) and int(m.group(1)) < cfg.decoder_layers}
+    if cfg.token_embeddings and family == "whisper":
+        # Tied to the output layer: frozen, the decoder can only recombine the pretrained
+        # vocabulary's directions, which limits drift on general speech.
+        frozen |= {n for n in names if n.endswith("decoder.embed_tokens.weight")}
     if family == "ctc" and k == len(units):  # `encoder` on CTC: everything but the output head
         base = _base_prefix(names)
         frozen |= {n for n in names if n.startswith(base)}

@@ -21,7 +21,7 @@ from .config import RecipeConfig, save_config
 from .distributed import get_dist
 from .errors import SpeechftError
 from .freeze import count_params, trainable_summary
-from .io_utils import atomic_write_text, replace_dir
+from .io_utils import atomic_write_json, atomic_write_text, replace_dir
 from .manifest import Utterance
 from .report import change_lines, model_card, results_table, write_report
 from .text import read_terms
@@ -181,6 +181,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             for s in eval_sets:
                 res = evaluate(adapter, sets[s], trainer.cache_for(trainer.plan.frozen_units), terms, desc=f"{s} {condition}", **{**ev, **extra})
                 results[s][condition] = res.summary()
+                if dist.is_main:  # per-utterance ref/hyp/errors, to see what changed
+                    atomic_write_json(run_dir / "eval" / f"{s}-{condition}.json", res.to_dict())
                 log.info("%s %s: WER %.4f CER %.4f term recall %s (n=%d)", s, condition, res.wer, res.cer, res.term_recall, res.n)
 
         with timer("baseline eval"):

@@ -37,6 +37,25 @@ def normalize(text: str) -> str:
     return " ".join(w for w in _whisper_normalizer()(text).split() if any(c.isalnum() for c in w))
 
 
+@lru_cache(maxsize=1)
+def _number_normalizer():
+    from transformers.models.whisper.english_normalizer import EnglishNumberNormalizer
+
+    return EnglishNumberNormalizer()
+
+
+def written_form(text: str) -> str:
+    """Text in Whisper's own writing style: spoken numbers as digits ("runway two seven left"
+    -> "runway 27 left"), casing and punctuation kept. Training on this keeps an adapted
+    Whisper writing numbers the way it did before, instead of teaching it a new style.
+    A sentence the number parser garbles ("one point five" -> "one.5") is kept as written."""
+    for pattern, repl in _SPOKEN_VARIANTS.items():
+        text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
+    spaced = re.sub(r"([,.!?;:])(?=\s|$)", r" \1", text)  # the parser reads whole words only
+    out = re.sub(r" ([,.!?;:])", r"\1", _number_normalizer()(spaced))
+    return text if re.search(r"[A-Za-z]\.\d", out) else out
+
+
 def spoken_form(text: str) -> str:
     """Training target for character models: words as written (numbers stay words), lower
     case, letters, digits and apostrophes only. Scoring still uses `normalize` on both sides."""

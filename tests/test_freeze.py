@@ -40,3 +40,10 @@ def test_apply_sets_requires_grad(tiny_whisper_dir):
     for name, p in model.named_parameters():
         assert p.requires_grad == (name in plan.trainable), name
     assert isinstance(next(model.parameters()), torch.nn.Parameter)
+
+
+def test_token_embeddings_switch(tiny_whisper_dir):
+    names = _names(WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir))
+    plan = plan_freeze(names, FreezeConfig(policy="encoder", token_embeddings=True), "whisper")
+    assert "model.decoder.embed_tokens.weight" in plan.frozen
+    assert "model.decoder.embed_positions.weight" in plan.trainable

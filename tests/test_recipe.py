@@ -54,7 +54,7 @@ def finished_run(tiny_dataset, tiny_whisper_dir, tmp_path_factory):
 
 
 def test_run_writes_every_output(finished_run):
-    for name in ("report.json", "report.md", "chart.png", "config.yaml", "train.log", "model/config.json",
+    for name in ("report.json", "report.md", "chart.png", "config.yaml", "train.log", "model/config.json", "eval/test-after.json",
                  "model/model.safetensors", "model/README.md", "model/preprocessor_config.json"):
         assert (finished_run / name).is_file(), name
     assert not (finished_run / INCOMPLETE_MARKER).exists()

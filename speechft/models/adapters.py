@@ -14,7 +14,8 @@ def adapter_for(loaded, model_cfg: ModelConfig):
     if family == "whisper":
         from .whisper import WhisperAdapter
 
-        return WhisperAdapter(loaded.model, loaded.processor, language=model_cfg.language, task=model_cfg.task)
+        return WhisperAdapter(loaded.model, loaded.processor, language=model_cfg.language, task=model_cfg.task,
+                              numbers_as_digits=model_cfg.numbers_as_digits)
     from .ctc import CTCAdapter
 
     return CTCAdapter(loaded.model, loaded.processor)

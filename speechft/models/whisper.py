@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..audio import SAMPLE_RATE, WHISPER_MAX_SECONDS
+from ..text import written_form
 
 IGNORE_INDEX = -100  # label positions excluded from the loss
 MAX_PROMPT_TOKENS = 223  # Whisper: prompt + prefix must fit half of the 448-token context
@@ -61,8 +62,9 @@ class WhisperAdapter:
 
     family = "whisper"
 
-    def __init__(self, model, processor, language: str | None = "en", task: str = "transcribe"):
+    def __init__(self, model, processor, language: str | None = "en", task: str = "transcribe", numbers_as_digits: bool = True):
         self.model = model
+        self.numbers_as_digits = numbers_as_digits
         self.processor = processor
         self.tokenizer = processor.tokenizer
         gen = model.generation_config
@@ -154,6 +156,7 @@ class WhisperAdapter:
     # ---- training ---------------------------------------------------------------------------------
     def target_ids(self, text: str) -> list[int]:
         """Prefix + text + end-of-text, as the decoder must produce it (text starts with a space)."""
+        text = written_form(text) if self.numbers_as_digits else text
         return self.prefix_ids + self.tokenizer.encode(" " + text.strip(), add_special_tokens=False) + [self.eot_id]
 
     def count_tokens(self, text: str) -> int:
