@@ -86,6 +86,7 @@ def test_parity_json_written(tiny_whisper_dir, tmp_path, capsys):
     for key in ("hf_wer", "ct2_wer", "gap", "ct2_hf_features_wer", "hf_term_recall", "ct2_term_recall", "identical_fraction"):
         assert key in parity
     assert parity["gap"] == pytest.approx(parity["ct2_wer"] - parity["hf_wer"])
+    assert parity["gap"] == pytest.approx(parity["gap_engine"] + parity["gap_padding"])
     assert {"hf_decode_s", "ct2_decode_s", "convert_s"} <= set(parity["timings"])
     assert [u["id"] for u in parity["utterances"]] == ["t0", "t1"]
     assert all({"ref", "hf", "ct2", "ct2_hf_features"} <= set(u) for u in parity["utterances"])
