@@ -46,7 +46,7 @@ def render_markdown(report: dict) -> str:
     ]
     if report.get("voices"):
         parts.append("- speakers per split: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in report["voices"].items()))
-    if report.get("skipped"):
+    if report.get("skipped", {}).get("count"):
         parts.append(f"- utterances left out: {report['skipped']['count']} ({report['skipped']['reasons']})")
     parts += ["", results_table(report["eval"]), "", *[f"- {line}" for line in change_lines(report["eval"])]]
     if report.get("stage_seconds"):
