@@ -8,6 +8,23 @@ import shutil
 from pathlib import Path
 
 
+def read_lines(path: str | Path, what: str, fix: str) -> list[str]:
+    """Lines of a UTF-8 text file.
+
+    Raises:
+        SpeechftError: the file is missing or not UTF-8 (naming `what`, the path and `fix`).
+    """
+    from .errors import SpeechftError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpeechftError(f"{what} not found: {path}. Fix: {fix}")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise SpeechftError(f"{what} {path} is not UTF-8 ({e.reason}). Fix: re-save it as UTF-8") from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text to a temp name in the same folder, fsync, then rename over `path`."""
     path = Path(path)

@@ -34,6 +34,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, resample, write_wav
 from .errors import SpeechftError
+from .io_utils import read_lines
 from .manifest import Utterance, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
@@ -338,13 +339,7 @@ def read_sentences(path: str | Path) -> list[Sentence]:
     Raises:
         SpeechftError: the file is missing or not UTF-8.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SpeechftError(f"sentence file not found: {path}. Fix: one sentence a line, UTF-8")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise SpeechftError(f"{path} is not UTF-8 ({e.reason}). Fix: re-save it as UTF-8") from None
+    lines = read_lines(path, "sentence file", "one sentence a line, UTF-8")
     return [Sentence(t.strip(), i, str(path)) for i, t in enumerate(lines, 1) if t.strip() and not t.lstrip().startswith("#")]
 
 

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import SpeechftError
+from .io_utils import read_lines
 
 # Spoken-number variants the Whisper normaliser does not know (ICAO radiotelephony).
 _SPOKEN_VARIANTS = {r"\bniner\b": "nine"}
@@ -71,13 +72,7 @@ def read_terms(path: str | Path) -> list[str]:
     Raises:
         SpeechftError: the file is missing, not UTF-8, or has no term.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SpeechftError(f"terms file not found: {path}. Fix: one term a line, UTF-8")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise SpeechftError(f"terms file {path} is not UTF-8 ({e.reason}). Fix: re-save it as UTF-8") from None
+    lines = read_lines(path, "terms file", "one term a line, UTF-8")
     terms, seen = [], set()
     for line in lines:
         term = line.split("#", 1)[0].strip()
