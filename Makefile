@@ -33,7 +33,10 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# The real-speech regression set comes from Debian's Asterisk prompt packages (apt-get download):
+# make sure the package lists know them.
 demo: setup
+	@apt-cache show asterisk-core-sounds-en-g722 >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq; }
 	$(VENV)/bin/speechft run recipes/medical/recipe.yaml
 
 bench: setup
