@@ -239,7 +239,9 @@ def run_speechft(args, train: list[Utterance], dev: list[Utterance], dev_texts: 
     _reset(args)
     cfg = load_config(None, [
         f"data.train={manifests[0]}", f"data.dev={manifests[1]}", f"data.test={manifests[1]}",
-        f"model.name={args.model}", "freeze.policy=encoder",
+        # Same targets as the Trainer side: the text as written (speechft's default rewrites
+        # spoken numbers as digits, which the shared dev-loss function would count against it).
+        f"model.name={args.model}", "model.numbers_as_digits=false", "freeze.policy=encoder",
         f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"train.lr={args.lr}",
         "train.warmup_ratio=0", "train.weight_decay=0", "train.max_grad_norm=1.0", f"train.seed={args.seed}",
         "train.select_by=loss", "train.cache=true", "train.precision=fp32", "train.checkpoint_every=0",
