@@ -23,16 +23,13 @@ from .errors import SpeechftError
 from .freeze import count_params, trainable_summary
 from .io_utils import atomic_write_json, atomic_write_text, replace_dir
 from .manifest import Utterance
+from .models.registry import speechft_home
 from .report import change_lines, model_card, results_table, write_report
 from .text import read_terms
 from .validate import Limits, summarize, validate_manifest
 
 log = logging.getLogger("speechft")
 INCOMPLETE_MARKER = "INCOMPLETE"
-
-
-def speechft_home() -> Path:
-    return Path(os.environ.get("SPEECHFT_HOME", Path.home() / ".cache" / "speechft"))
 
 
 class StageTimer:
