@@ -19,6 +19,11 @@ def _load_adapter(name: str, language: str | None = "en"):
     return adapter_for(load_model(name), ModelConfig(name=name, language=language))
 
 
+def _decode_options(args) -> dict:
+    """Decoder settings from --beams and --prompt (a prompt is Whisper's decoding prompt)."""
+    return {"num_beams": args.beams, **({"prompt": args.prompt} if args.prompt else {})}
+
+
 def _full_encoder_cache(adapter):
     """An uncached, full-precision encoder pass (standalone eval must not depend on a cache)."""
     from .cache import PrefixCache
@@ -46,9 +51,7 @@ def cmd_eval(args) -> int:
     adapter = _load_adapter(args.model, args.language)
     utts = read_manifest(args.manifest)
     terms = read_terms(args.terms) if args.terms else None
-    decode = {"num_beams": args.beams}
-    if args.prompt:
-        decode["prompt"] = args.prompt
+    decode = _decode_options(args)
     res = evaluate(adapter, utts, _full_encoder_cache(adapter), terms, batch_size=args.batch_size, **decode)
     if args.out:
         atomic_write_json(args.out, res.to_dict())
@@ -94,9 +97,7 @@ def cmd_transcribe(args) -> int:
     from .audio import load_audio
 
     adapter = _load_adapter(args.model, args.language)
-    decode = {"num_beams": args.beams}
-    if args.prompt:
-        decode["prompt"] = args.prompt
+    decode = _decode_options(args)
     for path in args.audio:
         text = adapter.transcribe_audio([load_audio(path)], **decode)[0]
         print(f"{path}\t{text}" if len(args.audio) > 1 else text)

@@ -137,7 +137,7 @@ class Trainer:
             tokens += n
         return self.dist.sum_scalar(total) / max(self.dist.sum_scalar(tokens), 1)
 
-    def _local_loss(self, batch: list[Utterance]) -> tuple[torch.Tensor | None, float, float]:
+    def _local_loss(self, batch: list[Utterance]) -> tuple[torch.Tensor | None, float, bool]:
         """This process's share of a global batch: (loss scaled so that summing gradients over
         processes gives the global token mean, global mean loss, finite flag)."""
         if not self.dist.active:

@@ -71,3 +71,19 @@ def tiny_whisper_dir(tmp_path_factory) -> Path:
     model.save_pretrained(out)
     WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tok).save_pretrained(out)
     return out
+
+
+@pytest.fixture
+def count_synthesis(monkeypatch):
+    """Counts calls of speechft.synth.synthesize (what every TTS engine run goes through)."""
+    from speechft import synth
+
+    calls = []
+    real = synth.synthesize
+
+    def counting(text, voice, seed=0):
+        calls.append(text)
+        return real(text, voice, seed)
+
+    monkeypatch.setattr(synth, "synthesize", counting)
+    return calls

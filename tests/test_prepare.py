@@ -36,18 +36,6 @@ def domain(tmp_path):
     return tmp_path
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    made = []
-    real = synth.synthesize
-
-    def counting(text, voice, seed=0):
-        made.append(text)
-        return real(text, voice, seed)
-
-    monkeypatch.setattr(synth, "synthesize", counting)
-    return made
-
 
 def _run(root: Path) -> dict[str, Path]:
     return prep.prepare("tiny", sources=root / "sources", data_root=root / "data", jobs=1)
@@ -57,15 +45,15 @@ def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
 
 
-def test_prepare_twice_is_identical_and_does_no_work(domain, calls):
+def test_prepare_twice_is_identical_and_does_no_work(domain, count_synthesis):
     paths = _run(domain)
     assert list(paths) == ["train", "dev", "test"]
-    assert len(calls) == 6  # the "%%%" line is skipped
+    assert len(count_synthesis) == 6  # the "%%%" line is skipped
     out = domain / "data" / "tiny"
     before = _snapshot(out)
 
     assert _run(domain) == paths
-    assert len(calls) == 6  # no synthesis the second time
+    assert len(count_synthesis) == 6  # no synthesis the second time
     assert _snapshot(out) == before  # byte-identical, not even rewritten
 
     train = read_manifest(paths["train"])

@@ -18,19 +18,6 @@ from speechft.synth import Sentence, Voice, read_sentences, synth_main, synth_se
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (apt-get install flite)")
 
 
-@pytest.fixture
-def count_synthesis(monkeypatch):
-    """Counts calls of synth.synthesize (what every engine run goes through)."""
-    calls = []
-    real = synth.synthesize
-
-    def counting(text, voice, seed=0):
-        calls.append(text)
-        return real(text, voice, seed)
-
-    monkeypatch.setattr(synth, "synthesize", counting)
-    return calls
-
 
 def test_voice_parse_aliases_and_speaker_identity():
     assert Voice.parse("festival:us_slt_hts").voice == "cmu_us_slt_arctic_hts"
