@@ -218,7 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _relaunch_under_accelerate_if_needed() -> None:
+    """Give `accelerate launch --num_processes N` its N processes on a machine without GPUs."""
+    from .distributed import RELAUNCHED_ENV, accelerate_relaunch_command
+
+    cmd = accelerate_relaunch_command()
+    if cmd:
+        print("speechft: accelerate started one process for --num_processes > 1 on a machine without GPUs; "
+              "relaunching with its multi-process launcher (gloo backend)", file=sys.stderr, flush=True)
+        os.execve(sys.executable, cmd, dict(os.environ, **{RELAUNCHED_ENV: "1"}))
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        _relaunch_under_accelerate_if_needed()
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
     if int(os.environ.get("RANK", "0")) > 0:  # other processes of a launch: their own log file, quiet console

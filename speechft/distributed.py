@@ -9,6 +9,7 @@ no-op, so the same loop serves a laptop and a cluster.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -83,3 +84,45 @@ def get_dist() -> Dist:
         else:
             _STATE = Dist(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     return _STATE
+
+
+RELAUNCHED_ENV = "SPEECHFT_ACCELERATE_RELAUNCHED"
+
+
+def _parent_launch_args() -> list[str] | None:
+    """The arguments after `launch` of the `accelerate launch` process that started us, if any."""
+    try:
+        argv = open(f"/proc/{os.getppid()}/cmdline", "rb").read().decode(errors="replace").split("\0")
+    except OSError:  # not Linux, or the parent is gone
+        return None
+    for i, token in enumerate(argv[:-1]):
+        if token == "launch" and i > 0 and os.path.basename(argv[i - 1]).startswith("accelerate"):
+            return [a for a in argv[i + 1 :] if a]
+    return None
+
+
+def accelerate_relaunch_command() -> list[str] | None:
+    """The multi-process command to run instead of this one, or None to go on as is.
+
+    Without a GPU or a config file, `accelerate launch --num_processes N` (N > 1) starts ONE
+    plain process: Accelerate's multi-CPU path needs MPI. Its multi-process launcher
+    (`--multi_gpu`, torch elastic underneath) works on CPU with the gloo backend, so speechft
+    re-runs the user's own launch command through it: N processes, as asked.
+    """
+    if (os.environ.get(RELAUNCHED_ENV) or "WORLD_SIZE" in os.environ or "MASTER_ADDR" not in os.environ
+            or "ACCELERATE_MIXED_PRECISION" not in os.environ or torch.cuda.is_available()):
+        return None  # not Accelerate's single-process launcher, or already distributed
+    launch_args = _parent_launch_args()
+    if launch_args is None:
+        return None
+    from accelerate.commands.launch import launch_command_parser
+
+    try:
+        parsed = launch_command_parser().parse_args(launch_args)
+    except SystemExit:  # arguments we cannot read back: stay single-process
+        return None
+    if (parsed.num_processes or 1) < 2 or parsed.multi_gpu or parsed.mpirun_hostfile or parsed.config_file:
+        return None
+    # --cpu and --multi_gpu exclude each other in Accelerate; on a GPU-less machine both mean CPU.
+    launch_args = [a for a in launch_args if a != "--cpu"]
+    return [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--multi_gpu", *launch_args]

@@ -224,7 +224,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
                 report["export"] = export_ct2(run_dir / "model", run_dir / f"model-{cfg.export.format}", cfg.export.quantization,
                                               manifest=cfg.data.test, max_wer_gap=cfg.export.max_wer_gap)
         report["stage_seconds"] = {k: round(v, 2) for k, v in timer.seconds.items()}
-        report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        report["peak_rss_mb"] = round(peak_rss_mb(), 1)  # of this process, rank 0
+        report["processes"] = dist.world
         write_report(run_dir, report)
         (run_dir / INCOMPLETE_MARKER).unlink()
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the finished model supersedes them
@@ -234,7 +235,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         for line in change_lines(results):
             print(line)
         print("wall time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in timer.seconds.items()))
-        print(f"peak memory (RSS): {report['peak_rss_mb']:.0f} MB\nrun folder: {run_dir}")
+        print(f"peak memory (RSS): {report['peak_rss_mb']:.0f} MB" + (f" per process, {dist.world} processes" if dist.active else "")
+              + f"\nrun folder: {run_dir}")
         dist.barrier()
         return run_dir
     finally:

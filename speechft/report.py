@@ -52,7 +52,8 @@ def render_markdown(report: dict) -> str:
     if report.get("stage_seconds"):
         parts += ["", "Wall time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["stage_seconds"].items())]
     if report.get("peak_rss_mb"):
-        parts.append(f"Peak memory (RSS): {report['peak_rss_mb']:.0f} MB")
+        per = f" (rank 0 of {report['processes']} processes)" if report.get("processes", 1) > 1 else ""
+        parts.append(f"Peak memory (RSS): {report['peak_rss_mb']:.0f} MB{per}")
     return "\n".join(parts) + "\n"
 
 

@@ -1,6 +1,10 @@
 """End to end: `speechft run` on a tiny random Whisper and a tiny manifest set."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,3 +138,23 @@ def test_skip_invalid_trains_on_the_rest_and_reports_why(tiny_dataset, tiny_whis
     assert skipped["count"] == 2
     assert set(skipped["reasons"]) == {"file not found", "text is empty after normalisation"}
     assert "left out: 2" in (out / "report.md").read_text()
+
+
+def test_plain_accelerate_launch_runs_two_processes_on_cpu(finished_run, tiny_dataset, tiny_whisper_dir, tmp_path):
+    """`accelerate launch --num_processes 2` alone starts one process on a GPU-less machine;
+    speechft relaunches it through Accelerate's multi-process launcher, and the report is the
+    single-process report: same fields, same WER of the same evaluation sets."""
+    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    out = tmp_path / "out2"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--num_processes", "2",
+                           "--main_process_port", "29517", "-m", "speechft", "run", str(recipe), f"output_dir={out}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "relaunching" in done.stderr
+    single, double = (json.loads((d / "report.json").read_text()) for d in (finished_run, out))
+    assert double["processes"] == 2 and single["processes"] == 1
+    assert set(double) == set(single)
+    for name, by_cond in single["eval"].items():
+        assert set(double["eval"][name]) == set(by_cond)
+        assert double["eval"][name]["before"] == by_cond["before"]  # the same model, sharded evaluation
