@@ -71,6 +71,7 @@ def cmd_validate(args) -> int:
         # CTC models: also check the text against the character vocabulary.
         limits_for = getattr(adapter, "vocab_limits", adapter.limits)
         limits = limits_for(DataConfig(train="-", dev="-", test="-", max_seconds=args.max_seconds, root=args.root))
+    limits.long_audio = args.long_audio
     problems = validate_manifests(args.manifests, limits)
     print(summarize(problems))
     return 1 if any(p.severity == "error" for p in problems) else 0
@@ -137,6 +138,8 @@ def cmd_serve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import LONG_AUDIO
+
     p = argparse.ArgumentParser(prog="speechft", description="Adapt pretrained speech recognisers to a domain's vocabulary.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
@@ -162,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("manifests", nargs="+")
     s.add_argument("--model", help="check against this model's limits (token length, vocabulary)")
     s.add_argument("--max-seconds", type=float, default=30.0)
+    s.add_argument("--long-audio", choices=LONG_AUDIO, default="drop",
+                   help="as data.long_audio: split checks that longer audio can be cut at its segments")
     s.add_argument("--root", help="audio must stay inside this folder")
     s.set_defaults(func=cmd_validate)
 

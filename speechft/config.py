@@ -17,6 +17,7 @@ import yaml
 from .errors import SpeechftError
 
 FREEZE_POLICIES = ("full", "feature_encoder", "encoder", "lower", "gradual")
+LONG_AUDIO = ("drop", "split")  # data.long_audio: what to do with audio longer than the model's window
 
 
 @dataclass
@@ -28,13 +29,16 @@ class DataConfig:
     terms: str | None = None
     prepare: list[str] = field(default_factory=list)  # `speechft prepare` targets run before the recipe
     skip_invalid: bool = False  # train on the valid rest instead of stopping on bad data
-    max_seconds: float = 30.0  # longer audio is dropped (Whisper's window)
+    max_seconds: float = 30.0  # longer audio is dropped or split (Whisper's window)
+    long_audio: str = "drop"  # drop | split: cut lines that carry `segments` at their boundaries (segment.py)
     root: str | None = None  # when set, audio paths must stay inside it
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):
             if not getattr(self, name):
                 raise SpeechftError(f"data.{name} is required: the path of the {name} manifest (JSON Lines)")
+        if self.long_audio not in LONG_AUDIO:
+            raise SpeechftError(f"data.long_audio={self.long_audio!r}: use drop or split (split needs the lines' segments)")
 
 
 @dataclass

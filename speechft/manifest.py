@@ -22,6 +22,7 @@ class Utterance:
     duration: float | None = None  # seconds
     id: str = ""
     speaker: str | None = None
+    segments: list | None = None  # [{start, end, text}] (s), checked only when splitting (segment.py)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -39,6 +40,7 @@ class Utterance:
             duration=float(duration) if duration is not None else None,
             id=str(d.get("id") or d.get("utt_id") or f"{Path(path).stem}#{line}"),
             speaker=None if d.get("speaker") is None else str(d["speaker"]),
+            segments=d.get("segments"),
         )
 
 

@@ -8,6 +8,7 @@ finished run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -25,11 +26,13 @@ from .io_utils import atomic_write_json, atomic_write_text, replace_dir
 from .manifest import Utterance
 from .models.registry import speechft_home
 from .report import change_lines, model_card, results_table, write_report
+from .segment import split_long
 from .text import read_terms
 from .validate import Limits, summarize, validate_manifest
 
 log = logging.getLogger("speechft")
 INCOMPLETE_MARKER = "INCOMPLETE"
+PIECES_DIR = "pieces"  # beside each manifest: the pieces of its split long audio, reused by later runs
 
 
 class StageTimer:
@@ -90,12 +93,15 @@ def point_latest(run_dir: Path) -> None:
     tmp.replace(latest)
 
 
-def load_sets(cfg: RecipeConfig, limits: Limits) -> tuple[dict[str, list[Utterance]], dict]:
-    """Validate every manifest of the recipe; stop on errors unless data.skip_invalid.
+def load_sets(cfg: RecipeConfig, limits: Limits) -> tuple[dict[str, list[Utterance]], dict, dict]:
+    """Validate every manifest of the recipe; stop on errors unless data.skip_invalid; with
+    data.long_audio: split, replace over-long utterances by their pieces (written beside the manifest).
 
     Returns:
-        ({set name: usable utterances}, {"count": n left out, "reasons": {problem: n}})
+        ({set name: usable utterances}, {"count": n left out, "reasons": {problem: n}},
+         {"utterances": n split, "pieces": pieces they gave})
     """
+    limits = dataclasses.replace(limits, long_audio=cfg.data.long_audio)
     paths = {"train": cfg.data.train, "dev": cfg.data.dev, "test": cfg.data.test}
     if cfg.data.general:
         paths["general"] = cfg.data.general
@@ -117,10 +123,17 @@ def load_sets(cfg: RecipeConfig, limits: Limits) -> tuple[dict[str, list[Utteran
     for p in left_out:
         key = p.problem.split(" (")[0]
         reasons[key] = reasons.get(key, 0) + 1
+    split = {"utterances": 0, "pieces": 0}
+    if cfg.data.long_audio == "split":
+        for name, path in paths.items():
+            sets[name], stats = split_long(sets[name], limits.max_seconds, Path(path).parent / PIECES_DIR)
+            split = {k: split[k] + stats[k] for k in split}
+        if split["utterances"]:
+            log.info("data.long_audio=split: %d utterance(s) cut into %d pieces", split["utterances"], split["pieces"])
     for name, utts in sets.items():
         if not utts:
             raise SpeechftError(f"the {name} set ({paths[name]}) has no usable utterance. Fix: check it with `speechft validate {paths[name]}`")
-    return sets, {"count": len({(p.manifest, p.line) for p in left_out}), "reasons": reasons}
+    return sets, {"count": len({(p.manifest, p.line) for p in left_out}), "reasons": reasons}, split
 
 
 def _voices(sets: dict[str, list[Utterance]]) -> dict[str, list[str]]:
@@ -166,7 +179,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             adapter = adapter_for(loaded, cfg.model)
             adapter.model.to(dist.device)
         with timer("validate"):
-            sets, skipped = load_sets(cfg, adapter.limits(cfg.data))
+            sets, skipped, split = load_sets(cfg, adapter.limits(cfg.data))
         terms = read_terms(cfg.data.terms) if cfg.data.terms else None
         trainer = Trainer(adapter, cfg, speechft_home() / "cache", terms)
         log.info("freeze policy %s: %s", cfg.freeze.policy, trainable_summary(adapter.model, trainer.plan))
@@ -208,6 +221,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             "eval": results,
             "voices": _voices(sets),
             "skipped": skipped,
+            "split": split,
         }
         if not dist.is_main:  # only rank 0 writes the model, the report and `latest`
             dist.barrier()

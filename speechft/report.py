@@ -48,6 +48,9 @@ def render_markdown(report: dict) -> str:
         parts.append("- speakers per split: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in report["voices"].items()))
     if report.get("skipped", {}).get("count"):
         parts.append(f"- utterances left out: {report['skipped']['count']} ({report['skipped']['reasons']})")
+    if report.get("split", {}).get("utterances"):
+        parts.append(f"- long audio split (data.long_audio: split): {report['split']['utterances']} utterance(s) "
+                     f"into {report['split']['pieces']} pieces at segment boundaries")
     parts += ["", results_table(report["eval"]), "", *[f"- {line}" for line in change_lines(report["eval"])]]
     if report.get("stage_seconds"):
         parts += ["", "Wall time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["stage_seconds"].items())]

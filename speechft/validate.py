@@ -4,6 +4,8 @@ Severity:
 - error:   the utterance cannot be used; `speechft run` stops unless data.skip_invalid is set.
 - drop:    the utterance is left out with a report line, the run goes on (audio longer than
            the model's window; Whisper cannot see past 30 s).
+- split:   audio longer than the window that data.long_audio: split will cut at its segment
+           boundaries (segment.py); usable, the runner replaces it by its pieces.
 - warning: the utterance is usable after automatic conversion (resampling, down-mixing).
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,10 +22,13 @@ import numpy as np
 from .audio import SAMPLE_RATE, audio_info
 from .errors import SpeechftError
 from .manifest import Utterance, parse_line
+from .segment import SEGMENTS_FORMAT, CannotSplit, Piece, plan_utterance
 from .text import normalize, spoken_form
 
 DURATION_TOLERANCE = 0.1  # s, allowed gap between the manifest's duration and the audio
 SILENCE_PEAK = 1e-4  # peak amplitude below which a file counts as silent
+BLOCKING = ("error", "drop")  # severities that leave the utterance out
+SEGMENTS_HOWTO = f"add {SEGMENTS_FORMAT} (from forced alignment or subtitles)"
 
 
 @dataclass
@@ -35,7 +40,7 @@ class Problem:
     value: str
     problem: str
     fix: str
-    severity: str = "error"  # error | drop | warning
+    severity: str = "error"  # error | drop | split | warning
 
     @property
     def message(self) -> str:
@@ -55,6 +60,7 @@ class Limits:
     count_tokens: Callable[[str], int] | None = None
     vocab: set[str] | None = None  # CTC character vocabulary (after normalisation)
     root: Path | None = None  # audio must stay inside it when set
+    long_audio: str = "drop"  # drop | split (see segment.py)
 
 
 def _short(value, n: int = 60) -> str:
@@ -65,7 +71,28 @@ def _short(value, n: int = 60) -> str:
     return "..." + s[-(n - 3):] if isinstance(value, (str, Path)) and os.sep in str(value) else s[: n - 3] + "..."
 
 
-def _check_audio(utt: Utterance, line: int, manifest: str, limits: Limits) -> list[Problem]:
+def _long_audio(utt: Utterance, samples: np.ndarray, sr: int, limits: Limits, p) -> tuple[Problem, list[Piece] | None]:
+    """The problem for audio longer than the window, and its pieces when it will be split."""
+    seconds = samples.size / sr
+    window = f"longer than the model's {limits.max_seconds:g} s window"
+    if limits.long_audio != "split":
+        fix = ("set data.long_audio: split to cut it at its segment boundaries (check: speechft validate --long-audio split)"
+               if utt.segments is not None
+               else f"{SEGMENTS_HOWTO} and set data.long_audio: split, or split the recording into shorter utterances")
+        return p("duration", round(seconds, 2), f"{window}; dropped", fix, "drop"), None
+    if utt.segments is None:
+        return p("duration", round(seconds, 2), f"{window}; dropped (data.long_audio: split needs the line's segments)",
+                 f"{SEGMENTS_HOWTO}, or split the recording into shorter utterances", "drop"), None
+    try:
+        pieces = plan_utterance(utt, samples, sr, limits.max_seconds)
+    except CannotSplit as e:
+        return p("segments", e.value, f"{window} and cannot be split: {e.problem}; dropped", e.fix, "drop"), None
+    return p("duration", round(seconds, 2), f"{window}; split into {len(pieces)} pieces at segment boundaries",
+             "none needed (data.long_audio: split)", "split"), pieces
+
+
+def _check_audio(utt: Utterance, line: int, manifest: str, limits: Limits) -> tuple[list[Problem], list[Piece] | None]:
+    """Problems of the audio, and the pieces when it is over-long and will be split."""
     def p(field, value, problem, fix, severity="error"):
         return Problem(manifest, line, utt.id, field, _short(value), problem, fix, severity)
 
@@ -73,19 +100,19 @@ def _check_audio(utt: Utterance, line: int, manifest: str, limits: Limits) -> li
     if limits.root is not None:
         root = limits.root.resolve()
         if not Path(os.path.realpath(path)).is_relative_to(root):
-            return [p("audio_filepath", path, f"path escapes the data root {root}", "keep audio inside the data root")]
+            return [p("audio_filepath", path, f"path escapes the data root {root}", "keep audio inside the data root")], None
     if not os.path.isfile(path):
-        return [p("audio_filepath", path, "file not found", "fix the path (relative paths resolve against the manifest's folder)")]
+        return [p("audio_filepath", path, "file not found", "fix the path (relative paths resolve against the manifest's folder)")], None
     try:
         samples, sr, channels = audio_info(path)
     except SpeechftError as e:
-        return [p("audio_filepath", path, f"cannot decode: {str(e).split(': ', 1)[-1].split('. Fix')[0]}", "re-encode as 16-bit WAV/FLAC or remove the line")]
+        return [p("audio_filepath", path, f"cannot decode: {str(e).split(': ', 1)[-1].split('. Fix')[0]}", "re-encode as 16-bit WAV/FLAC or remove the line")], None
     problems = []
     seconds = samples.size / sr if sr else 0.0
     if samples.size == 0:
-        return [p("audio_filepath", path, "audio has zero samples", "re-record or remove the line")]
+        return [p("audio_filepath", path, "audio has zero samples", "re-record or remove the line")], None
     if not np.isfinite(samples).all():
-        return [p("audio_filepath", path, "audio contains NaN or Inf samples", "re-export the audio or remove the line")]
+        return [p("audio_filepath", path, "audio contains NaN or Inf samples", "re-export the audio or remove the line")], None
     if float(np.abs(samples).max()) < SILENCE_PEAK:
         problems.append(p("audio_filepath", path, "audio is silent", "check the recording or remove the line"))
     if sr != SAMPLE_RATE:
@@ -94,11 +121,13 @@ def _check_audio(utt: Utterance, line: int, manifest: str, limits: Limits) -> li
         problems.append(p("channels", channels, "down-mixed to mono on load", "none needed; store mono to save space", "warning"))
     if utt.duration is not None and abs(utt.duration - seconds) > DURATION_TOLERANCE:
         problems.append(p("duration", utt.duration, f"audio lasts {seconds:.2f} s", f"set duration to {seconds:.2f} (or regenerate the manifest)"))
+    pieces = None
     if seconds > limits.max_seconds:
-        problems.append(p("duration", round(seconds, 2), f"longer than the model's {limits.max_seconds:g} s window; dropped", "split the recording into shorter utterances", "drop"))
+        problem, pieces = _long_audio(utt, samples, sr, limits, p)
+        problems.append(problem)
     if seconds < limits.min_seconds:
         problems.append(p("duration", round(seconds, 3), f"shorter than the model's receptive field ({limits.min_seconds:.3f} s)", "remove the line or pad the audio"))
-    return problems
+    return problems, pieces
 
 
 def _check_text(utt: Utterance, line: int, manifest: str, limits: Limits) -> list[Problem]:
@@ -127,7 +156,8 @@ def validate_manifest(path: str | Path, limits: Limits | None = None, jobs: int 
     """Check every line of one manifest.
 
     Returns:
-        (usable utterances, all problems). Usable = no problem of severity error or drop.
+        (usable utterances, all problems). Usable = no problem of severity error or drop; an
+        utterance with a "split" problem is usable once segment.split_long has cut it.
     """
     limits = limits or Limits()
     path = Path(path)
@@ -157,14 +187,25 @@ def validate_manifest(path: str | Path, limits: Limits | None = None, jobs: int 
         else:
             seen[utt.id] = line_no
 
+    def check(entry: tuple[int, Utterance]) -> list[Problem]:
+        line_no, utt = entry
+        probs, pieces = _check_audio(utt, line_no, name, limits)
+        if pieces is None:
+            return probs + _check_text(utt, line_no, name, limits)
+        for k, piece in enumerate(pieces, start=1):  # each piece's text is a label of its own
+            for q in _check_text(replace(utt, text=piece.text), line_no, name, limits):
+                q.problem = f"piece {k} ({piece.start:.2f}-{piece.end:.2f} s): {q.problem}"
+                probs.append(q)
+        return probs
+
     # Decoding dominates; soundfile releases the GIL, so threads overlap file I/O and decoding.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        per_utt = list(pool.map(lambda e: _check_audio(e[1], e[0], name, limits) + _check_text(e[1], e[0], name, limits), entries))
-    bad_lines = {p.line for p in problems if p.severity != "warning"}
+        per_utt = list(pool.map(check, entries))
+    bad_lines = {p.line for p in problems if p.severity in BLOCKING}
     usable = []
     for (line_no, utt), probs in zip(entries, per_utt):
         problems.extend(probs)
-        if line_no not in bad_lines and not any(p.severity != "warning" for p in probs):
+        if line_no not in bad_lines and not any(p.severity in BLOCKING for p in probs):
             usable.append(utt)
     problems.sort(key=lambda p: p.line)
     return usable, problems
@@ -181,6 +222,7 @@ def validate_manifests(paths, limits: Limits | None = None) -> list[Problem]:
 def summarize(problems: list[Problem]) -> str:
     """One line per problem, then counts per severity."""
     lines = [p.message for p in problems]
-    counts = {s: sum(p.severity == s for p in problems) for s in ("error", "drop", "warning")}
-    lines.append(f"{counts['error']} error(s), {counts['drop']} dropped, {counts['warning']} warning(s)")
+    counts = {s: sum(p.severity == s for p in problems) for s in ("error", "drop", "split", "warning")}
+    split = f", {counts['split']} to split" if counts["split"] else ""
+    lines.append(f"{counts['error']} error(s), {counts['drop']} dropped{split}, {counts['warning']} warning(s)")
     return "\n".join(lines)

@@ -6,12 +6,16 @@ the Whisper tokenizer comes from the tiny.en package that the `models` extra ins
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
-from support import write_manifest, write_tone_wav
+from support import SR, tone, write_manifest, write_tone_wav
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -87,3 +91,99 @@ def count_synthesis(monkeypatch):
 
     monkeypatch.setattr(synth, "synthesize", counting)
     return calls
+
+
+BAD_DIR = Path(__file__).parent / "data" / "bad"
+BURST_WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+
+
+def _bursts() -> tuple[np.ndarray, list[dict]]:
+    """64 s: after 1 s of quiet, eight 6 s tone bursts with 2 s pauses, and their segments (one word each)."""
+    rng = np.random.default_rng(7)
+    x = 0.001 * rng.standard_normal(64 * SR).astype(np.float32)  # a noise floor, as real pauses have
+    segments = []
+    for k, word in enumerate(BURST_WORDS):
+        start = 1 + 8 * k
+        x[start * SR:(start + 6) * SR] += tone(6.0, 200 + 50 * k, seed=k)
+        segments.append({"start": float(start), "end": float(start + 6), "text": word})
+    return x, segments
+
+
+def _audio(x: np.ndarray, sr: int = SR, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def _spiked(fill: float) -> np.ndarray:
+    x = np.zeros(SR, np.float32)
+    x[100:200] = fill
+    return x
+
+
+def _bad_corpus_files() -> dict[str, bytes]:
+    """Every kind of bad input the validator must name, as {relative path: content}."""
+    tone_wav = _audio(tone(1.0, 300))
+    flac = _audio(np.zeros(SR, np.float32) + 0.1, fmt="FLAC")
+    burst_audio, segments = _bursts()
+    burst_text = " ".join(s["text"] for s in segments)
+    lines = [
+        b"{not json",
+        json.dumps({"text": "no audio key"}).encode(),
+        json.dumps({"audio_filepath": "tone.wav", "text": "caf\xe9"}).encode("latin-1").replace(b"\\u00e9", b"\xe9"),
+        json.dumps({"audio_filepath": "tone.wav", "text": "", "id": "empty"}).encode(),
+        json.dumps({"audio_filepath": "tone.wav", "text": "?!...", "id": "punct"}).encode(),
+        json.dumps({"audio_filepath": "tone.wav", "text": "ok", "id": "dup"}).encode(),
+        json.dumps({"audio_filepath": "tone.wav", "text": "ok", "id": "dup"}).encode(),
+        json.dumps({"audio_filepath": "tone.wav", "text": "ok", "id": "dur", "duration": 3.0}).encode(),
+        json.dumps({"audio_filepath": "missing.wav", "text": "ok", "id": "gone"}).encode(),
+    ]
+    return {
+        "tone.wav": tone_wav,
+        "empty.wav": b"",
+        "truncated.wav": tone_wav[:30],
+        "truncated.flac": flac[:20],
+        "not_audio.wav": b"this is not audio at all, just text " * 10,
+        "zero_length.wav": _audio(np.zeros(0, np.float32)),
+        "silent.wav": _audio(_spiked(0.0), subtype="FLOAT"),
+        "nan.wav": _audio(_spiked(np.nan), subtype="FLOAT"),
+        "inf.wav": _audio(_spiked(np.inf), subtype="FLOAT"),
+        "rate_8000.wav": _audio(tone(1.0, 300, sr=8000), sr=8000),
+        "rate_44100.wav": _audio(tone(1.0, 300, sr=44100), sr=44100),
+        "stereo.wav": _audio(tone(1.0, 300, channels=2)),
+        "six_channel.wav": _audio(tone(1.0, 300, channels=6)),
+        "long.wav": _audio(tone(31.0, 300)),
+        "bursts.wav": _audio(burst_audio),
+        "lines.jsonl": b"\n".join(lines) + b"\n",
+        "long_text.jsonl": _jsonl([{"audio_filepath": "tone.wav", "text": "one two three four five six seven", "id": "long"}]),
+        "long.jsonl": _jsonl([
+            {"audio_filepath": "bursts.wav", "text": burst_text, "id": "bursts", "segments": segments},
+            {"audio_filepath": "long.wav", "text": "a long tone", "id": "long"},
+            {"audio_filepath": "bursts.wav", "text": burst_text, "id": "one_segment",
+             "segments": [{"start": 0.0, "end": 64.0, "text": burst_text}]},
+            {"audio_filepath": "bursts.wav", "text": "something else", "id": "mismatch", "segments": segments},
+        ]),
+        "root/escape.jsonl": _jsonl([{"audio_filepath": "../tone.wav", "text": "hi", "id": "esc"}]),
+        "terms.txt": b"heparin\n\n# comment\nHeparin\nwarfarin  \n",
+        "empty_terms.txt": b"\n\n",
+    }
+
+
+@pytest.fixture(scope="session")
+def bad_corpus() -> Path:
+    """tests/data/bad/: the bad-input corpus, (re)generated here, never downloaded.
+
+    Deterministic, and each file is written under a temp name and renamed, so another test run
+    regenerating it at the same time never reads half a file.
+    """
+    for rel, data in _bad_corpus_files().items():
+        path = BAD_DIR / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return BAD_DIR

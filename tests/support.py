@@ -10,18 +10,21 @@ import numpy as np
 SR = 16000  # Hz
 
 
+def tone(seconds: float, freq: float, seed: int = 0, sr: int = SR, channels: int = 1) -> np.ndarray:
+    """A tone with a little noise: distinct per utterance, never silent. [frames] or [frames, channels]."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = (0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
 def write_tone_wav(path: Path, seconds: float, freq: float, seed: int = 0, sr: int = SR, channels: int = 1) -> Path:
-    """A tone with a little noise: distinct per utterance, never silent."""
+    """`tone` as a 16-bit WAV file."""
     import soundfile as sf
 
     path = Path(path)
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
-    if channels > 1:
-        x = np.stack([x] * channels, axis=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x.astype(np.float32), sr, subtype="PCM_16")
+    sf.write(str(path), tone(seconds, freq, seed, sr, channels), sr, subtype="PCM_16")
     return path
 
 

@@ -29,6 +29,7 @@ def test_overrides_are_typed():
     ("train.epochs=many", "train.epochs"),
     ("train.cache=maybe", "train.cache"),
     ("freeze.policy=sideways", "freeze.policy"),
+    ("data.long_audio=chop", "data.long_audio"),
 ])
 def test_bad_keys_and_types_name_the_key(override, named):
     with pytest.raises(SpeechftError, match=named.replace(".", r"\.")):
@@ -46,3 +47,10 @@ def test_resolved_config_round_trips(tmp_path):
     cfg = load_config(None, BASE + ["train.epochs=7"])
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
+
+
+def test_long_audio_choices():
+    assert load_config(None, BASE).data.long_audio == "drop"  # today's behaviour stays the default
+    assert load_config(None, BASE + ["data.long_audio=split"]).data.long_audio == "split"
+    with pytest.raises(SpeechftError, match="use drop or split"):
+        load_config(None, BASE + ["data.long_audio=chop"])

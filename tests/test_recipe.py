@@ -12,7 +12,10 @@ from safetensors.torch import load_file
 
 from support import write_manifest
 from speechft.cli import main
-from speechft.recipe import INCOMPLETE_MARKER
+from speechft.config import load_config
+from speechft.recipe import INCOMPLETE_MARKER, load_sets
+from speechft.report import render_markdown
+from speechft.validate import Limits
 
 REPORT_KEYS = {"recipe", "model", "freeze", "trainable_params", "total_params", "train", "eval"}
 SUMMARY_KEYS = {"wer", "cer", "term_recall", "n"}
@@ -158,3 +161,25 @@ def test_plain_accelerate_launch_runs_two_processes_on_cpu(finished_run, tiny_da
     for name, by_cond in single["eval"].items():
         assert set(double["eval"][name]) == set(by_cond)
         assert double["eval"][name]["before"] == by_cond["before"]  # the same model, sharded evaluation
+
+
+def test_long_audio_split_replaces_lines_by_pieces_and_reports_it(tiny_dataset, bad_corpus, tmp_path):
+    rows = [json.loads(line) for line in (bad_corpus / "long.jsonl").read_text().splitlines()[:2]]  # with segments, without
+    rows.append({"audio_filepath": "tone.wav", "text": "a short tone", "id": "short"})
+    for r in rows:
+        r["audio_filepath"] = str(bad_corpus / r["audio_filepath"])
+    train = write_manifest(tmp_path / "train.jsonl", rows)
+    base = [f"data.train={train}", f"data.dev={tiny_dataset['dev']}", f"data.test={tiny_dataset['test']}"]
+
+    sets, skipped, split = load_sets(load_config(None, base), Limits())  # default: drop, as before
+    assert [u.id for u in sets["train"]] == ["short"] and skipped["count"] == 2 and split["utterances"] == 0
+    assert not (tmp_path / "pieces").exists()
+
+    sets, skipped, split = load_sets(load_config(None, base + ["data.long_audio=split"]), Limits())
+    assert [u.id for u in sets["train"]] == ["bursts-part1", "bursts-part2", "bursts-part3", "short"]
+    assert split == {"utterances": 1, "pieces": 3}
+    assert skipped == {"count": 1, "reasons": {"longer than the model's 30 s window; dropped": 1}}
+    assert {os.path.dirname(u.audio_filepath) for u in sets["train"][:3]} == {str((tmp_path / "pieces").resolve())}
+    report = {"recipe": "x", "model": "m", "family": "whisper", "freeze": "encoder", "trainable_params": 1, "total_params": 2,
+              "train": {"steps": 1, "epochs": 1, "seconds": 1.0}, "eval": {}, "skipped": skipped, "split": split}
+    assert "long audio split (data.long_audio: split): 1 utterance(s) into 3 pieces" in render_markdown(report)

@@ -18,13 +18,10 @@ def test_term_matching_is_whole_word():
     assert term_hits("give heparin and heparin", "give heparin", ["heparin"]) == (2, 1)
 
 
-def test_terms_file_skips_blanks_comments_duplicates(tmp_path):
-    f = tmp_path / "terms.txt"
-    f.write_text("heparin\n\n# comment\nHeparin\nwarfarin  \n", encoding="utf-8")
-    assert read_terms(f) == ["heparin", "warfarin"]
-    (tmp_path / "empty.txt").write_text("\n\n")
+def test_terms_file_skips_blanks_comments_duplicates(bad_corpus):
+    assert read_terms(bad_corpus / "terms.txt") == ["heparin", "warfarin"]
     with pytest.raises(SpeechftError, match="no term"):
-        read_terms(tmp_path / "empty.txt")
+        read_terms(bad_corpus / "empty_terms.txt")
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,6 +1,9 @@
-"""Bad input: every kind gets one clear problem naming line, id, field and the fix."""
+"""Bad input: every kind gets one clear problem naming line, id, field and the fix.
 
-import json
+The inputs come from the bad-input corpus tests/data/bad/ (conftest.bad_corpus makes it).
+"""
+
+import os
 
 import numpy as np
 import pytest
@@ -8,6 +11,8 @@ import soundfile as sf
 
 from support import write_manifest, write_tone_wav
 from speechft.cli import main
+from speechft.manifest import read_manifest
+from speechft.segment import CannotSplit, parse_segments, split_long
 from speechft.validate import Limits, validate_manifest
 
 
@@ -17,13 +22,6 @@ def _row(path, text="check the troponin", uid=None, duration=None):
         d["id"] = uid
     if duration is not None:
         d["duration"] = duration
-    return d
-
-
-@pytest.fixture
-def bad_dir(tmp_path):
-    d = tmp_path / "bad"
-    d.mkdir()
     return d
 
 
@@ -43,67 +41,37 @@ def test_good_manifest_has_no_problem(tmp_path):
     assert problems == [] and usable[0].audio_filepath == str(wav)
 
 
-@pytest.mark.parametrize("kind", ["empty_file", "truncated_wav", "truncated_flac", "not_audio", "zero_length"])
-def test_undecodable_audio(tmp_path, bad_dir, kind):
-    path = bad_dir / f"{kind}.wav"
-    if kind == "empty_file":
-        path.write_bytes(b"")
-    elif kind == "truncated_wav":
-        good = write_tone_wav(bad_dir / "full.wav", 1.0, 300)
-        path.write_bytes(good.read_bytes()[:30])
-    elif kind == "truncated_flac":
-        path = bad_dir / "t.flac"
-        sf.write(str(bad_dir / "full.flac"), np.zeros(16000, np.float32) + 0.1, 16000)
-        path.write_bytes((bad_dir / "full.flac").read_bytes()[:20])
-    elif kind == "not_audio":
-        path.write_bytes(b"this is not audio at all, just text " * 10)
-    elif kind == "zero_length":
-        sf.write(str(path), np.zeros(0, np.float32), 16000)
+@pytest.mark.parametrize("name", ["empty.wav", "truncated.wav", "truncated.flac", "not_audio.wav", "zero_length.wav"])
+def test_undecodable_audio(tmp_path, bad_corpus, name):
+    path = bad_corpus / name
     usable, p = _only_problem(tmp_path, [_row(path, uid="u1")])
     assert usable == []
     assert p.line == 1 and p.id == "u1" and p.field == "audio_filepath"
     assert "Fix:" in p.message and str(path.name) in p.message
 
 
-@pytest.mark.parametrize("fill,problem", [(0.0, "silent"), (np.nan, "NaN"), (np.inf, "NaN or Inf")])
-def test_silent_and_nonfinite(tmp_path, fill, problem):
-    path = tmp_path / "x.wav"
-    x = np.zeros(16000, np.float32)
-    x[100:200] = fill
-    sf.write(str(path), x, 16000, subtype="FLOAT")
-    _, p = _only_problem(tmp_path, [_row(path, uid="u9")])
+@pytest.mark.parametrize("name,problem", [("silent.wav", "silent"), ("nan.wav", "NaN"), ("inf.wav", "NaN or Inf")])
+def test_silent_and_nonfinite(tmp_path, bad_corpus, name, problem):
+    _, p = _only_problem(tmp_path, [_row(bad_corpus / name, uid="u9")])
     assert problem in p.problem and p.id == "u9"
 
 
-@pytest.mark.parametrize("sr,channels,field", [(8000, 1, "sample_rate"), (44100, 1, "sample_rate"), (16000, 2, "channels"), (16000, 6, "channels")])
-def test_converted_formats_are_warnings(tmp_path, sr, channels, field):
-    path = write_tone_wav(tmp_path / "x.wav", 1.0, 300, sr=sr, channels=channels)
-    usable, p = _only_problem(tmp_path, [_row(path, uid="u1")])
+@pytest.mark.parametrize("name,field", [("rate_8000.wav", "sample_rate"), ("rate_44100.wav", "sample_rate"),
+                                        ("stereo.wav", "channels"), ("six_channel.wav", "channels")])
+def test_converted_formats_are_warnings(tmp_path, bad_corpus, name, field):
+    usable, p = _only_problem(tmp_path, [_row(bad_corpus / name, uid="u1")])
     assert p.severity == "warning" and p.field == field and len(usable) == 1
 
 
-def test_too_long_is_dropped_with_report(tmp_path):
-    path = write_tone_wav(tmp_path / "long.wav", 31.0, 300)
-    usable, p = _only_problem(tmp_path, [_row(path, uid="long")], Limits(max_seconds=30.0))
+def test_too_long_is_dropped_with_report(tmp_path, bad_corpus):
+    usable, p = _only_problem(tmp_path, [_row(bad_corpus / "long.wav", uid="long")], Limits(max_seconds=30.0))
     assert usable == [] and p.severity == "drop" and "30 s" in p.problem
+    assert (p.line, p.id, p.field, p.value) == (1, "long", "duration", "31.0")
+    assert "segments" in p.fix and "data.long_audio: split" in p.fix
 
 
-def test_manifest_line_errors(tmp_path):
-    write_tone_wav(tmp_path / "a.wav", 1.0, 300)
-    m = tmp_path / "m.jsonl"
-    lines = [
-        b"{not json",
-        json.dumps({"text": "no audio key"}).encode(),
-        json.dumps({"audio_filepath": "a.wav", "text": "caf\xe9"}).encode("latin-1").replace(b"\\u00e9", b"\xe9"),
-        json.dumps({"audio_filepath": "a.wav", "text": "", "id": "empty"}).encode(),
-        json.dumps({"audio_filepath": "a.wav", "text": "?!...", "id": "punct"}).encode(),
-        json.dumps({"audio_filepath": "a.wav", "text": "ok", "id": "dup"}).encode(),
-        json.dumps({"audio_filepath": "a.wav", "text": "ok", "id": "dup"}).encode(),
-        json.dumps({"audio_filepath": "a.wav", "text": "ok", "id": "dur", "duration": 3.0}).encode(),
-        json.dumps({"audio_filepath": "missing.wav", "text": "ok", "id": "gone"}).encode(),
-    ]
-    m.write_bytes(b"\n".join(lines) + b"\n")
-    usable, problems = validate_manifest(m)
+def test_manifest_line_errors(bad_corpus):
+    usable, problems = validate_manifest(bad_corpus / "lines.jsonl")
     by_line = {p.line: p for p in problems}
     assert "not valid JSON" in by_line[1].problem
     assert "missing key" in by_line[2].problem and "audio_filepath" in by_line[2].problem
@@ -117,20 +85,18 @@ def test_manifest_line_errors(tmp_path):
     assert [u.id for u in usable] == ["dup"]
 
 
-def test_text_too_long_for_decoder(tmp_path):
-    wav = write_tone_wav(tmp_path / "a.wav", 1.0, 300)
+def test_text_too_long_for_decoder(bad_corpus):
     limits = Limits(max_label_tokens=5, count_tokens=lambda t: len(t.split()))
-    _, p = _only_problem(tmp_path, [_row(wav, text="one two three four five six seven", uid="long")], limits)
-    assert "7 tokens" in p.problem
+    _, problems = validate_manifest(bad_corpus / "long_text.jsonl", limits)
+    assert len(problems) == 1 and "7 tokens" in problems[0].problem and problems[0].id == "long"
 
 
-def test_path_escaping_root(tmp_path):
-    root = tmp_path / "root"
-    outside = write_tone_wav(tmp_path / "outside.wav", 1.0, 300)
-    m = write_manifest(root / "m.jsonl", [{"audio_filepath": "../outside.wav", "text": "hi", "id": "esc"}])
-    _, problems = validate_manifest(m, Limits(root=root))
+def test_path_escaping_root(bad_corpus):
+    root = bad_corpus / "root"
+    _, problems = validate_manifest(root / "escape.jsonl", Limits(root=root))
     assert len(problems) == 1 and "escapes the data root" in problems[0].problem
-    assert outside.exists()
+    assert problems[0].id == "esc" and "Fix:" in problems[0].message
+    assert (bad_corpus / "tone.wav").exists()
 
 
 def test_cli_lists_all_problems_and_exits_nonzero(tmp_path, capsys):
@@ -139,3 +105,97 @@ def test_cli_lists_all_problems_and_exits_nonzero(tmp_path, capsys):
     assert main(["validate", str(m)]) == 1
     out = capsys.readouterr().out
     assert "id=a" in out and "id=b" in out and "2 error(s)" in out
+
+
+def test_cli_names_every_bad_line_without_traceback(bad_corpus, capsys):
+    assert main(["validate", str(bad_corpus / "lines.jsonl")]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    for line in (1, 2, 3, 4, 5, 7, 8, 9):  # line 6 is the first "dup", a good line
+        assert f"lines.jsonl:{line} " in captured.out
+    assert "8 error(s)" in captured.out
+
+
+# ---- data.long_audio: split ----------------------------------------------------------------
+
+def _long_problems(bad_corpus, long_audio):
+    usable, problems = validate_manifest(bad_corpus / "long.jsonl", Limits(max_seconds=30.0, long_audio=long_audio))
+    return usable, {p.id: p for p in problems}
+
+
+def test_long_audio_drop_names_the_split_option(bad_corpus):
+    usable, by_id = _long_problems(bad_corpus, "drop")
+    assert usable == [] and {p.severity for p in by_id.values()} == {"drop"}
+    assert "data.long_audio: split" in by_id["bursts"].fix  # it has segments: only the option is missing
+    assert "segments" in by_id["long"].fix and "data.long_audio: split" in by_id["long"].fix
+
+
+def test_long_audio_split_checks_segments(bad_corpus):
+    usable, by_id = _long_problems(bad_corpus, "split")
+    assert [u.id for u in usable] == ["bursts"]
+    assert by_id["bursts"].severity == "split" and "3 pieces" in by_id["bursts"].problem
+    long = by_id["long"]  # no segments: still dropped, naming line, id, field, value and the fix
+    assert (long.severity, long.line, long.field, long.value) == ("drop", 2, "duration", "31.0")
+    assert "needs the line's segments" in long.problem and "segments" in long.fix
+    assert by_id["one_segment"].severity == "drop" and by_id["one_segment"].field == "segments"
+    assert "longer than the 30 s window" in by_id["one_segment"].problem and "split that segment" in by_id["one_segment"].fix
+    assert by_id["mismatch"].severity == "drop" and "texts joined differ" in by_id["mismatch"].problem
+
+
+@pytest.mark.parametrize("segments,problem", [
+    ([], "not a non-empty list"),
+    ([{"start": 2.0, "end": 1.0, "text": "a"}], "segment 1 is not {start, end, text}"),
+    ([{"start": 0.0, "end": 1.0}], "segment 1 is not {start, end, text}"),
+    ([{"start": 0.0, "end": 70.0, "text": "a"}], "after the audio's end"),
+    ([{"start": 0.0, "end": 5.0, "text": "a"}, {"start": 4.0, "end": 6.0, "text": "b"}], "segment 2 starts before segment 1 ends"),
+])
+def test_malformed_segments_are_named(segments, problem):
+    with pytest.raises(CannotSplit, match="Fix: ") as e:
+        parse_segments(segments, 64.0, "a b")
+    assert problem in e.value.problem
+
+
+def test_split_checks_each_piece_text_as_a_label(bad_corpus):
+    limits = Limits(long_audio="split", max_label_tokens=3, count_tokens=lambda t: len(t.split()))
+    usable, problems = validate_manifest(bad_corpus / "long.jsonl", limits)
+    assert [u.id for u in usable] == ["bursts"]  # 8 words in all, but at most 3 per piece
+    limits.max_label_tokens = 2
+    usable, problems = validate_manifest(bad_corpus / "long.jsonl", limits)
+    errors = [p for p in problems if p.id == "bursts" and p.severity == "error"]
+    assert usable == [] and [p.problem.split(" (")[0] for p in errors] == ["piece 1", "piece 2"]  # piece 3 has 2 words
+    assert all(p.field == "text" and "3 tokens" in p.problem for p in errors)
+
+
+def test_split_pieces_fit_cut_in_pauses_and_lose_nothing(bad_corpus, tmp_path):
+    usable, _ = validate_manifest(bad_corpus / "long.jsonl", Limits(long_audio="split"))
+    src = usable[0]
+    pieces, stats = split_long(usable, 30.0, tmp_path / "pieces")
+    assert stats == {"utterances": 1, "pieces": 3} and len(pieces) == 3
+    audio = [sf.read(p.audio_filepath, dtype="float32")[0] for p in pieces]
+    assert all(a.size <= 30 * 16000 for a in audio)
+    assert [p.duration for p in pieces] == [round(a.size / 16000, 3) for a in audio]
+    source = sf.read(src.audio_filepath, dtype="float32")[0]
+    assert np.array_equal(np.concatenate(audio), source)  # the pieces tile the recording exactly
+    pauses = [(a["end"], b["start"]) for a, b in zip(src.segments, src.segments[1:])]
+    cuts = np.cumsum([a.size for a in audio])[:-1] / 16000
+    assert all(any(lo < c < hi for lo, hi in pauses) for c in cuts), cuts
+    assert " ".join(p.text for p in pieces) == src.text  # whole segments, in order
+    assert [p.text for p in pieces] == ["alpha bravo charlie", "delta echo foxtrot", "golf hotel"]
+    assert [p.id for p in pieces] == ["bursts-part1", "bursts-part2", "bursts-part3"]
+
+
+def test_split_is_deterministic_and_reuses_pieces(bad_corpus, tmp_path):
+    usable = [u for u in read_manifest(bad_corpus / "long.jsonl") if u.id == "bursts"]
+    first, _ = split_long(usable, 30.0, tmp_path / "pieces")
+    stamps = {p.audio_filepath: os.stat(p.audio_filepath).st_mtime_ns for p in first}
+    second, _ = split_long(usable, 30.0, tmp_path / "pieces")
+    assert second == first
+    assert {p.audio_filepath: os.stat(p.audio_filepath).st_mtime_ns for p in second} == stamps  # reused, not rewritten
+    assert sorted(os.listdir(tmp_path / "pieces")) == sorted(os.path.basename(p.audio_filepath) for p in first)
+
+
+def test_short_audio_with_segments_is_left_alone(tmp_path, bad_corpus):
+    utt = read_manifest(write_manifest(tmp_path / "m.jsonl", [
+        {"audio_filepath": str(bad_corpus / "tone.wav"), "text": "hi", "segments": [{"start": 0, "end": 1, "text": "hi"}]}]))
+    assert split_long(utt, 30.0, tmp_path / "pieces") == (utt, {"utterances": 0, "pieces": 0})
+    assert not (tmp_path / "pieces").exists()
