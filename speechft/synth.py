@@ -160,6 +160,18 @@ class Engine:
         """Returns (float32 mono samples, sample rate)."""
         raise NotImplementedError
 
+    batch = 1  # sentences per speak_many call (engines that start a process per call batch more)
+
+    def speak_many(self, items: list[tuple[str, float, int]], voice: str) -> list[tuple[np.ndarray, int] | SpeechftError]:
+        """speak() for each (text, speed, seed); a failure is returned in place, not raised."""
+        out = []
+        for text, speed, seed in items:
+            try:
+                out.append(self.speak(text, voice, speed, seed))
+            except SpeechftError as e:
+                out.append(e)
+        return out
+
 
 class CliEngine(Engine):
     """An engine run as a program that reads a text file and writes a WAV file."""
@@ -183,7 +195,11 @@ class CliEngine(Engine):
                 raise SpeechftError(f"{self.name} voice {voice} failed: {e.stderr.decode(errors='replace')[-300:]}") from e
             except subprocess.TimeoutExpired as e:
                 raise SpeechftError(f"{self.name} took over {ENGINE_TIMEOUT} s. Fix: split the sentence") from e
-            data, sr = sf.read(out, dtype="float32", always_2d=True)
+            try:
+                data, sr = sf.read(out, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, OSError) as e:  # e.g. festival exits 0 on an unknown voice
+                raise SpeechftError(f"{self.name} voice {voice} wrote no audio for {text[:40]!r}. Fix: check the voice name "
+                                    f"({self.voice_install(voice)})") from e
             return data.mean(axis=1), int(sr)
 
 
@@ -231,13 +247,49 @@ class FestivalEngine(CliEngine):
     def voice_install(self, voice):
         return f"apt-get install {FESTIVAL_PACKAGES.get(voice, 'festvox-<voice package>')}"
 
-    def command(self, voice, speed, src, out):
+    @staticmethod
+    def _rate(voice: str, speed: float) -> str:
         # HTS voices ignore Duration_Stretch; their engine takes a speech-rate option instead.
         if voice.endswith("_hts"):
-            rate = f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {speed:.4f}))))'
-        else:
-            rate = f"(Parameter.set 'Duration_Stretch {1.0 / speed:.4f})"
-        return ["text2wave", "-F", str(SAMPLE_RATE), "-eval", f"(voice_{voice})", "-eval", rate, src, "-o", out]
+            return f'(set! hts_engine_params (append hts_engine_params (list (list "-r" {speed:.4f}))))'
+        return f"(Parameter.set 'Duration_Stretch {1.0 / speed:.4f})"
+
+    def command(self, voice, speed, src, out):
+        return ["text2wave", "-F", str(SAMPLE_RATE), "-eval", f"(voice_{voice})", "-eval", self._rate(voice, speed), src, "-o", out]
+
+    # Starting festival and loading a voice costs about 0.25 s, synthesising a sentence with a
+    # diphone voice about 0.03 s: one process speaks a batch. The script does what text2wave
+    # does (tts_file splits the text into utterances, each resampled and written in turn), so
+    # the samples are the same; re-selecting the voice per sentence resets the HTS rate.
+    batch = 16
+    _HOOK = ('(define (speechft_save u) (utt.wave.resample u {rate}) (set! speechft_n (+ speechft_n 1)) '
+             '(utt.save.wave u (string-append speechft_prefix (format nil "%03d" speechft_n) ".wav") \'riff))\n'
+             "(set! tts_hooks (list utt.synth speechft_save))\n")
+
+    def speak_many(self, items, voice):
+        import soundfile as sf
+
+        with tempfile.TemporaryDirectory() as tmp:
+            lines = [self._HOOK.format(rate=SAMPLE_RATE)]
+            for i, (text, speed, _) in enumerate(items):
+                Path(tmp, f"{i}.txt").write_text(_ascii(text), encoding="ascii")
+                lines += [f"(voice_{voice})", self._rate(voice, speed), "(set! speechft_n 0)",
+                          f'(set! speechft_prefix "{tmp}/{i}_")', f'(tts_file "{tmp}/{i}.txt" nil)']
+            Path(tmp, "batch.scm").write_text("\n".join(lines) + "\n", encoding="ascii")
+            try:
+                subprocess.run(["festival", "-b", f"{tmp}/batch.scm"], capture_output=True, timeout=ENGINE_TIMEOUT * len(items))
+            except subprocess.TimeoutExpired:
+                pass  # whatever was not written is retried one by one below, with a clear error
+            results = []
+            for i, (text, speed, seed) in enumerate(items):
+                parts = sorted(Path(tmp).glob(f"{i}_*.wav"))
+                # The next sentence's first file proves this one finished (the last: the process did).
+                if parts and (i + 1 == len(items) or any(Path(tmp).glob(f"{i + 1}_*.wav"))):
+                    read = [sf.read(str(p), dtype="float32", always_2d=True) for p in parts]
+                    results.append((np.concatenate([d.mean(axis=1) for d, _ in read]), int(read[0][1])))
+                else:  # the batch stopped here: this sentence alone gives the engine's own error
+                    results.extend(super().speak_many([(text, speed, seed)], voice))
+            return results
 
 
 class PiperEngine(Engine):
@@ -313,6 +365,24 @@ def _augment(audio: np.ndarray, voice: Voice, seed: int) -> np.ndarray:
     return audio.astype(np.float32)
 
 
+def _finish(spoken: tuple[np.ndarray, int], voice: Voice, seed: int) -> np.ndarray:
+    """An engine's output -> 16 kHz, peak TARGET_PEAK, augmented as the voice asks."""
+    samples, sr = spoken
+    audio = resample(np.asarray(samples, dtype=np.float32), sr, SAMPLE_RATE)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if audio.size < MIN_SPEECH_SECONDS * SAMPLE_RATE or peak < SILENCE_PEAK:
+        raise SpeechftError(f"{voice.tag} produced no speech ({audio.size / SAMPLE_RATE:.2f} s, peak {peak:.1e})")
+    audio = _augment(audio * (TARGET_PEAK / peak), voice, seed)
+    return (audio * (TARGET_PEAK / max(float(np.max(np.abs(audio))), 1e-9))).astype(np.float32)
+
+
+def _engine(voice: Voice) -> Engine:
+    engine = ENGINES[voice.engine]
+    if engine.missing():
+        raise SpeechftError(f"TTS engine {voice.engine}: {engine.missing()}. Fix: {engine.install}")
+    return engine
+
+
 def synthesize(text: str, voice: Voice, seed: int = 0) -> np.ndarray:
     """Speak `text`; deterministic for a given seed.
 
@@ -321,16 +391,7 @@ def synthesize(text: str, voice: Voice, seed: int = 0) -> np.ndarray:
     Raises:
         SpeechftError: the engine is missing, fails, or speaks nothing.
     """
-    engine = ENGINES[voice.engine]
-    if engine.missing():
-        raise SpeechftError(f"TTS engine {voice.engine}: {engine.missing()}. Fix: {engine.install}")
-    samples, sr = engine.speak(text, voice.voice, voice.speed, seed)
-    audio = resample(np.asarray(samples, dtype=np.float32), sr, SAMPLE_RATE)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if audio.size < MIN_SPEECH_SECONDS * SAMPLE_RATE or peak < SILENCE_PEAK:
-        raise SpeechftError(f"{voice.tag} produced no speech ({audio.size / SAMPLE_RATE:.2f} s, peak {peak:.1e})")
-    audio = _augment(audio * (TARGET_PEAK / peak), voice, seed)
-    return (audio * (TARGET_PEAK / max(float(np.max(np.abs(audio))), 1e-9))).astype(np.float32)
+    return _finish(_engine(voice).speak(text, voice.voice, voice.speed, seed), voice, seed)
 
 
 def read_sentences(path: str | Path) -> list[Sentence]:
@@ -384,32 +445,51 @@ def _cached_frames(path: Path) -> int | None:
         return None
 
 
-def _render(job: tuple[Path, str, Voice, int]) -> tuple[Path, int, str | None]:
-    """Synthesise one utterance and write it atomically. Returns (path, frames, problem)."""
-    path, text, voice, seed = job
+def _render(jobs: list[tuple[Path, str, Voice, int]]) -> list[tuple[Path, int, str | None]]:
+    """Synthesise utterances of one voice and write each atomically. Returns (path, frames, problem)s."""
+    voice = jobs[0][2]
     try:
-        audio = synthesize(text, voice, seed)
+        spoken = _engine(voice).speak_many([(text, voice.speed, seed) for _, text, _, seed in jobs], voice.voice)
     except SpeechftError as e:
-        return path, 0, str(e)
-    write_wav(path, audio)
-    return path, audio.size, None
+        return [(path, 0, str(e)) for path, *_ in jobs]
+    results = []
+    for (path, _, _, seed), out in zip(jobs, spoken):
+        try:
+            audio = _finish(out, voice, seed) if not isinstance(out, SpeechftError) else None
+        except SpeechftError as e:
+            out = e
+        if isinstance(out, SpeechftError):
+            results.append((path, 0, str(out)))
+            continue
+        write_wav(path, audio)
+        results.append((path, audio.size, None))
+    return results
 
 
 def _run_jobs(jobs_list: list, workers: int, desc: str) -> list[tuple[Path, int, str | None]]:
+    """Render every job, grouped by voice into the engine's batch size, over `workers` threads."""
     from tqdm import tqdm
 
-    bar = dict(total=len(jobs_list), desc=desc, unit="utt", disable=None)
-    if workers <= 1:
-        return [_render(j) for j in tqdm(jobs_list, **bar)]
+    by_voice: dict[Voice, list] = {}
+    for job in jobs_list:
+        by_voice.setdefault(job[2], []).append(job)
+    chunks = [js[i : i + ENGINES[v.engine].batch] for v, js in by_voice.items() for i in range(0, len(js), ENGINES[v.engine].batch)]
+    chunks.sort(key=len, reverse=True)  # big batches first, so no worker ends the run alone on one
+    bar = tqdm(total=len(jobs_list), desc=desc, unit="utt", disable=None)
+    results = []
     # Threads, not processes: the engines spend their time in subprocesses (flite, festival) or in
     # onnxruntime/numpy/torch calls that release the GIL, so threads use every core; and they avoid
     # fork (unsafe once torch has started its thread pools) and spawn (re-runs a caller's script
     # that lacks an `if __name__ == "__main__"` guard).
-    pool = ThreadPoolExecutor(workers)
+    pool = ThreadPoolExecutor(max(1, workers))
     try:
-        return list(tqdm(pool.map(_render, jobs_list), **bar))
+        for done in pool.map(_render, chunks):
+            results += done
+            bar.update(len(done))
     finally:  # on Ctrl-C, drop queued jobs instead of finishing them all
         pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    return results
 
 
 def synth_sentences(

@@ -79,17 +79,17 @@ def tiny_whisper_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def count_synthesis(monkeypatch):
-    """Counts calls of speechft.synth.synthesize (what every TTS engine run goes through)."""
+    """Counts utterances synthesised (speechft.synth._finish: every engine's output goes through it)."""
     from speechft import synth
 
     calls = []
-    real = synth.synthesize
+    real = synth._finish
 
-    def counting(text, voice, seed=0):
-        calls.append(text)
-        return real(text, voice, seed)
+    def counting(spoken, voice, seed):
+        calls.append(voice.tag)
+        return real(spoken, voice, seed)
 
-    monkeypatch.setattr(synth, "synthesize", counting)
+    monkeypatch.setattr(synth, "_finish", counting)
     return calls
 
 

@@ -78,15 +78,15 @@ def test_unknown_plan_key_is_rejected(domain):
 
 
 def test_interrupted_prepare_leaves_no_manifest(domain, monkeypatch):
-    real, made = synth.synthesize, []
+    real, made = synth._finish, []
 
-    def dies_on_third(text, voice, seed=0):
+    def dies_on_third(spoken, voice, seed):
         if len(made) == 2:
             raise KeyboardInterrupt
-        made.append(text)
-        return real(text, voice, seed)
+        made.append(voice)
+        return real(spoken, voice, seed)
 
-    monkeypatch.setattr(synth, "synthesize", dies_on_third)
+    monkeypatch.setattr(synth, "_finish", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         _run(domain)
     out = domain / "data" / "tiny"
@@ -94,7 +94,7 @@ def test_interrupted_prepare_leaves_no_manifest(domain, monkeypatch):
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
     assert len(list((out / "audio").glob("*.wav"))) == 2  # finished files are kept for the rerun
 
-    monkeypatch.setattr(synth, "synthesize", real)
+    monkeypatch.setattr(synth, "_finish", real)
     assert set(_run(domain)) == {"train", "dev", "test"}
 
 

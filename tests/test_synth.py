@@ -13,7 +13,7 @@ import pytest
 from speechft import synth
 from speechft.audio import SAMPLE_RATE
 from speechft.errors import SpeechftError
-from speechft.synth import Sentence, Voice, read_sentences, synth_main, synth_sentences, synthesize
+from speechft.synth import ENGINES, Sentence, Voice, read_sentences, synth_main, synth_sentences, synthesize
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (apt-get install flite)")
 
@@ -113,3 +113,18 @@ def test_synth_main_writes_a_relative_manifest(tmp_path):
 def test_usable_voices_keeps_order_and_repeats():
     a, b = Voice("flite", "slt"), Voice("flite", "rms")
     assert synth.usable_voices([a, b, a]) == [a, b, a]  # a repeat weights the round-robin
+
+
+@pytest.mark.skipif(not shutil.which("festival"), reason="festival not installed")
+def test_festival_batch_gives_text2wave_samples():
+    """One festival process per batch (speed) must give the samples of one text2wave call per
+    sentence (multi-sentence lines and quotes included); a failure comes back per sentence."""
+    engine = ENGINES["festival"]
+    voice = engine.voices()[0]
+    items = [('Stop the infusion. Then call "me" back.', 1.1, 0), ("Hold it there; wait!", 0.9, 1)]
+    batch = engine.speak_many(items, voice)
+    for (text, speed, seed), (samples, sr) in zip(items, batch):
+        one, one_sr = engine.speak(text, voice, speed, seed)
+        assert sr == one_sr and np.array_equal(samples, one)
+    bad = engine.speak_many([items[0], ("Fine.", 1.0, 2)], "no_such_voice")
+    assert all(isinstance(r, SpeechftError) for r in bad)
