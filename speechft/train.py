@@ -189,6 +189,8 @@ class Trainer:
         scaler = torch.amp.GradScaler(self.device.type, enabled=self._amp_dtype() == torch.float16)
         if tc.gradient_checkpointing and self.device.type == "cuda":
             model.gradient_checkpointing_enable()
+        # The starting point, for weight interpolation at the end (before a resumed run loads its checkpoint).
+        start_weights = {n: p.detach().clone() for n, p in trainable.items()} if tc.weight_interpolation < 1 else None
         st = _LoopState()
         if resume and checkpoint_dir is not None:
             st = load_checkpoint(checkpoint_dir, trainable, optimizer, scheduler, rng) or st
@@ -251,6 +253,12 @@ class Trainer:
             with torch.no_grad():
                 for n, v in st.best_state.items():
                     trainable[n].copy_(v)
+        if start_weights is not None:
+            a = tc.weight_interpolation
+            log.info("weight interpolation: final = %.2f * trained + %.2f * starting weights", a, 1 - a)
+            with torch.no_grad():
+                for n, p in trainable.items():
+                    p.mul_(a).add_(start_weights[n], alpha=1 - a)
         model.eval()
         return TrainResult(st.step, st.epoch, time.perf_counter() - start, st.best_epoch, st.history, st.skipped, st.stopped_early)
 
