@@ -187,8 +187,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         results: dict[str, dict] = {s: {} for s in eval_sets}
         ev = dict(batch_size=cfg.eval.batch_size, **adapter.decode_options(cfg.eval))
 
-        def run_eval(condition: str, **extra):
-            for s in eval_sets:
+        def run_eval(condition: str, only: list[str] | None = None, **extra):
+            for s in eval_sets if only is None else [s for s in eval_sets if s in only]:
                 res = evaluate(adapter, sets[s], trainer.cache_for(trainer.plan.frozen_units), terms, desc=f"{s} {condition}", **{**ev, **extra})
                 results[s][condition] = res.summary()
                 if dist.is_main:  # per-utterance ref/hyp/errors, to see what changed
@@ -199,7 +199,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             run_eval("before")
             if cfg.eval.prompted and terms:
                 for name, extra in adapter.zero_training_baselines(terms, cfg.eval).items():
-                    run_eval(name, **extra)
+                    run_eval(name, only=cfg.eval.prompted_sets, **extra)
         head_change = adapter.prepare_for_training([u.text for u in sets["train"]])
         if head_change and head_change.get("added"):
             log.info("output layer adjusted to the training text: %s", head_change)

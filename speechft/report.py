@@ -31,7 +31,8 @@ def change_lines(eval_results: dict) -> list[str]:
         if "before" in by_cond and "after" in by_cond:
             b, a = by_cond["before"]["wer"], by_cond["after"]["wer"]
             rel = (b - a) / b if b else 0.0
-            out.append(f"{set_name}: WER {_pct(b)} -> {_pct(a)} ({-100 * rel:+.0f}% relative)" if b else f"{set_name}: WER {_pct(b)} -> {_pct(a)}")
+            change = f"{100 * (a - b):+.1f} points" + (f", {-100 * rel:+.0f}% relative" if b else "")
+            out.append(f"{set_name}: WER {_pct(b)} -> {_pct(a)} ({change})")
     return out
 
 

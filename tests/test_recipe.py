@@ -72,8 +72,9 @@ def test_report_schema(finished_run):
     assert REPORT_KEYS <= set(report)
     assert {"seconds", "steps", "epochs"} <= set(report["train"])
     assert set(report["eval"]) == {"test", "general"}
+    assert set(report["eval"]["test"]) == {"before", "prompted", "after"}
+    assert set(report["eval"]["general"]) == {"before", "after"}  # eval.prompted_sets: [test] by default
     for by_cond in report["eval"].values():
-        assert {"before", "prompted", "after"} <= set(by_cond)
         for res in by_cond.values():
             assert set(res) == SUMMARY_KEYS
             assert 0.0 <= res["cer"] and res["n"] == 4
