@@ -14,6 +14,8 @@ import logging
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +53,17 @@ class StageTimer:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """Peak resident memory of this process or of any finished child (data preparation), in MB."""
+    return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024  # KiB
+
+
+def _prepare_in_subprocess(targets: list[str]) -> None:
+    """`speechft prepare` in a child process: the TTS engines' memory (about 1 GB) is returned
+    to the system before the model is loaded, instead of staying in this process's heap."""
+    done = subprocess.run([sys.executable, "-m", "speechft", "prepare", *targets])
+    if done.returncode != 0:
+        raise SpeechftError(f"data preparation ({' '.join(targets)}) failed, see the messages above. "
+                            f"Fix: run `speechft prepare {' '.join(targets)}` and correct what it reports")
 
 
 def _setup_logging(run_dir: Path, rank: int) -> logging.Handler:
@@ -162,12 +174,9 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             save_config(cfg, run_dir / "config.yaml")
         log.info("run folder %s\nresolved config:\n%s", run_dir, json.dumps(cfg.to_dict(), indent=2))
         if cfg.data.prepare:
-            from .prepare import prepare
-
             with timer("prepare"):
                 if dist.is_main:  # idempotent, but one writer is enough
-                    for target in cfg.data.prepare:
-                        prepare(target)
+                    _prepare_in_subprocess(cfg.data.prepare)
                 dist.barrier()
         seed_everything(cfg.train.seed)
         with timer("load model"):

@@ -93,7 +93,7 @@ class Trainer:
 
     def cache_for(self, k: int) -> PrefixCache:
         if k not in self._caches:
-            self._caches[k] = PrefixCache(self.cache_root, self.adapter, k, batch_size=self.cfg.eval.batch_size, enabled=self.cfg.train.cache)
+            self._caches[k] = PrefixCache(self.cache_root, self.adapter, k, enabled=self.cfg.train.cache)
         return self._caches[k]
 
     def _set_stage(self, stage: int) -> None:

@@ -184,3 +184,11 @@ def test_long_audio_split_replaces_lines_by_pieces_and_reports_it(tiny_dataset, 
     report = {"recipe": "x", "model": "m", "family": "whisper", "freeze": "encoder", "trainable_params": 1, "total_params": 2,
               "train": {"steps": 1, "epochs": 1, "seconds": 1.0}, "eval": {}, "skipped": skipped, "split": split}
     assert "long audio split (data.long_audio: split): 1 utterance(s) into 3 pieces" in render_markdown(report)
+
+
+def test_failed_data_preparation_stops_the_run_with_the_fix(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
+    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    assert main(["run", str(recipe), f"output_dir={tmp_path / 'out'}", "data.prepare=[nosuch-domain]"]) == 2
+    err = capsys.readouterr().err
+    assert "data preparation (nosuch-domain) failed" in err and "Fix: run `speechft prepare nosuch-domain`" in err
+    assert "Traceback" not in err
