@@ -44,16 +44,18 @@ def seed_everything(seed: int) -> None:
 SORT_POOL_BATCHES = 8  # batches per pool sorted by length: small padding, new batch mates every epoch
 
 
-def length_batches(utts: list[Utterance], batch_size: int, rng: random.Random) -> list[list[Utterance]]:
-    """Batches of similar target length (keeps the decoder's padding small), in random order.
+def length_batches(utts: list[Utterance], batch_size: int, rng: random.Random,
+                   pool_batches: int = SORT_POOL_BATCHES) -> list[list[Utterance]]:
+    """Batches of similar length (keeps padding small), in random order.
 
-    The data is shuffled, cut into pools of SORT_POOL_BATCHES batches, each pool is sorted by
+    The data is shuffled, cut into pools of `pool_batches` batches, each pool is sorted by
     transcript length and cut into batches, and the batches are shuffled: utterances meet
     different batch mates every epoch while each batch stays nearly uniform in length.
+    `pool_batches=1` gives plain random batches.
     """
     order = list(utts)
     rng.shuffle(order)
-    pool = batch_size * SORT_POOL_BATCHES
+    pool = batch_size * pool_batches
     batches = []
     for start in range(0, len(order), pool):
         chunk = sorted(order[start : start + pool], key=lambda u: (len(u.text), u.duration or 0.0))
@@ -206,7 +208,7 @@ class Trainer:
                 st.epoch_rng_state = rng.getstate()
                 st.losses = []
             rng.setstate(st.epoch_rng_state)
-            batches = length_batches(train, tc.batch_size, rng)
+            batches = length_batches(train, tc.batch_size, rng, self.adapter.length_sort_pool)
             if self.cfg.freeze.gradual_unit == "epoch":
                 self._set_stage((st.epoch - 1) // self.cfg.freeze.gradual_every)
             model.train()

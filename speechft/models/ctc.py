@@ -124,6 +124,7 @@ class CTCAdapter:
     """
 
     family = "ctc"
+    length_sort_pool = 8  # batches per length-sorted pool: audio padding dominates a CTC step
 
     def __init__(self, model, processor):
         self.model = model
