@@ -96,7 +96,9 @@ def _parent_launch_args() -> list[str] | None:
     except OSError:  # not Linux, or the parent is gone
         return None
     for i, token in enumerate(argv[:-1]):
-        if token == "launch" and i > 0 and os.path.basename(argv[i - 1]).startswith("accelerate"):
+        # `accelerate launch ...`, `python -m accelerate.commands.accelerate_cli launch ...` or
+        # `python -m accelerate.commands.launch ...`
+        if (token == "launch" and i > 0 and os.path.basename(argv[i - 1]).startswith("accelerate")) or token == "accelerate.commands.launch":
             return [a for a in argv[i + 1 :] if a]
     return None
 
