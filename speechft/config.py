@@ -116,7 +116,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    batch_size: int = 32
+    batch_size: int = 16  # 32 is no faster on CPU and peaks ~0.5 GB higher
     num_beams: int = 1
     max_new_tokens: int = 128
     prompted: bool = True  # also evaluate the pretrained model with the terms as a decoding prompt
