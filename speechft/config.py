@@ -32,11 +32,17 @@ class DataConfig:
     max_seconds: float = 30.0  # longer audio is dropped or split (Whisper's window)
     long_audio: str = "drop"  # drop | split: cut lines that carry `segments` at their boundaries (segment.py)
     root: str | None = None  # when set, audio paths must stay inside it
+    # Replay against forgetting: everyday speech mixed into every training epoch so the decoder
+    # keeps its ordinary-language prior while it learns the jargon (`speechft prepare everyday`).
+    replay: str | None = None
+    replay_size: int = 0  # utterances taken from `replay`, spread over the file; 0 = all
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):
             if not getattr(self, name):
                 raise SpeechftError(f"data.{name} is required: the path of the {name} manifest (JSON Lines)")
+        if self.replay_size < 0:
+            raise SpeechftError(f"data.replay_size={self.replay_size}: use 0 (all of data.replay) or a positive count")
         if self.long_audio not in LONG_AUDIO:
             raise SpeechftError(f"data.long_audio={self.long_audio!r}: use drop or split (split needs the lines' segments)")
 

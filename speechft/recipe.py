@@ -117,6 +117,8 @@ def load_sets(cfg: RecipeConfig, limits: Limits) -> tuple[dict[str, list[Utteran
     paths = {"train": cfg.data.train, "dev": cfg.data.dev, "test": cfg.data.test}
     if cfg.data.general:
         paths["general"] = cfg.data.general
+    if cfg.data.replay:
+        paths["replay"] = cfg.data.replay
     sets, problems = {}, []
     for name, path in paths.items():
         usable, probs = validate_manifest(path, limits)
@@ -145,7 +147,26 @@ def load_sets(cfg: RecipeConfig, limits: Limits) -> tuple[dict[str, list[Utteran
     for name, utts in sets.items():
         if not utts:
             raise SpeechftError(f"the {name} set ({paths[name]}) has no usable utterance. Fix: check it with `speechft validate {paths[name]}`")
+    if "replay" in sets:
+        _check_replay_speakers(sets, paths["replay"])
+        sets["replay"] = spread_subset(sets["replay"], cfg.data.replay_size)
     return sets, {"count": len({(p.manifest, p.line) for p in left_out}), "reasons": reasons}, split
+
+
+def spread_subset(utts: list[Utterance], n: int) -> list[Utterance]:
+    """n utterances evenly spaced over the list (all when n is 0 or covers it); deterministic."""
+    if n <= 0 or n >= len(utts):
+        return utts
+    return [utts[i * len(utts) // n] for i in range(n)]
+
+
+def _check_replay_speakers(sets: dict[str, list[Utterance]], replay_path: str) -> None:
+    """Replay is training data: a test speaker in it would make the test set's speakers seen."""
+    held_out = {u.speaker for name in ("test", "general") for u in sets.get(name, []) if u.speaker}
+    shared = sorted(held_out & {u.speaker for u in sets["replay"] if u.speaker})
+    if shared:
+        raise SpeechftError(f"data.replay ({replay_path}) has speaker(s) {', '.join(shared)} of the test or general set, "
+                            "which must measure held-out speakers. Fix: a replay manifest spoken by other voices")
 
 
 def _voices(sets: dict[str, list[Utterance]]) -> dict[str, list[str]]:
@@ -209,11 +230,15 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             if cfg.eval.prompted and terms:
                 for name, extra in adapter.zero_training_baselines(terms, cfg.eval).items():
                     run_eval(name, only=cfg.eval.prompted_sets, **extra)
-        head_change = adapter.prepare_for_training([u.text for u in sets["train"]])
+        train_utts = sets["train"] + sets.get("replay", [])
+        if "replay" in sets:
+            log.info("replay: %d everyday utterances from %s mixed into %d training utterances",
+                     len(sets["replay"]), cfg.data.replay, len(sets["train"]))
+        head_change = adapter.prepare_for_training([u.text for u in train_utts])
         if head_change and head_change.get("added"):
             log.info("output layer adjusted to the training text: %s", head_change)
         with timer("train"):
-            train_result = trainer.fit(sets["train"], sets["dev"], checkpoint_dir=run_dir / "checkpoints", resume=cfg.resume)
+            train_result = trainer.fit(train_utts, sets["dev"], checkpoint_dir=run_dir / "checkpoints", resume=cfg.resume)
         with timer("final eval"):
             run_eval("after")
         n_train, n_total = count_params(adapter.model, trainer.plan)
@@ -231,6 +256,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             "voices": _voices(sets),
             "skipped": skipped,
             "split": split,
+            "replay": {"manifest": cfg.data.replay, "utterances": len(sets.get("replay", []))},
         }
         if not dist.is_main:  # only rank 0 writes the model, the report and `latest`
             dist.barrier()

@@ -49,6 +49,9 @@ def render_markdown(report: dict) -> str:
         parts.append("- speakers per split: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in report["voices"].items()))
     if report.get("skipped", {}).get("count"):
         parts.append(f"- utterances left out: {report['skipped']['count']} ({report['skipped']['reasons']})")
+    if report.get("replay", {}).get("utterances"):
+        parts.append(f"- replay against forgetting: {report['replay']['utterances']} everyday utterance(s) from "
+                     f"{report['replay']['manifest']} mixed into training")
     if report.get("split", {}).get("utterances"):
         parts.append(f"- long audio split (data.long_audio: split): {report['split']['utterances']} utterance(s) "
                      f"into {report['split']['pieces']} pieces at segment boundaries")

@@ -218,3 +218,18 @@ def test_enough_terms(domain):
         pytest.skip(f"{domain} has no minimum term count")
     n = len(_terms(domain))
     assert n >= need, f"{domain}: terms.txt has {n} terms, needs >= {need}. Fix: add {need - n} domain terms"
+
+
+PHONE_MENU_WORDS = ("press", "pound", "extension", "mailbox", "voicemail", "conference", "caller", "menu")
+
+
+def test_everyday_replay_text_is_apart_from_the_regression_sets():
+    """data_manifests/everyday/train.txt is replay data (data.replay): it must not hold telephony's
+    everyday test sentences, nor the phone-menu wording of the Asterisk `general` set."""
+    train = _lines("everyday", "train")
+    test = {normalize(s) for s in _lines("everyday", "test")}
+    assert len(train) >= 400 and len(set(train)) == len(train)
+    assert not [s for s in train if normalize(s) in test]
+    assert not [s for s in train if set(s) - ALLOWED_CHARS]  # numbers as words, no symbols
+    words = Counter(w for s in train for w in normalize(s).split())
+    assert not {w: words[w] for w in PHONE_MENU_WORDS if words[w]}

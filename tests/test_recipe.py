@@ -192,3 +192,47 @@ def test_failed_data_preparation_stops_the_run_with_the_fix(tiny_dataset, tiny_w
     err = capsys.readouterr().err
     assert "data preparation (nosuch-domain) failed" in err and "Fix: run `speechft prepare nosuch-domain`" in err
     assert "Traceback" not in err
+
+
+def _replay_manifest(tiny_dataset, tmp_path, speaker="spkreplay", n=6):
+    rows = [{"audio_filepath": str(tiny_dataset["train"].parent / f"train/{i % 8}.wav"), "text": f"everyday sentence {i}",
+             "id": f"replay-{i}", "speaker": speaker} for i in range(n)]
+    return write_manifest(tmp_path / "replay.jsonl", rows)
+
+
+def test_replay_is_mixed_into_training_and_reported(tiny_dataset, tiny_whisper_dir, tmp_path):
+    replay = _replay_manifest(tiny_dataset, tmp_path)
+    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), f"output_dir={out}", f"data.replay={replay}", "data.replay_size=4", "train.epochs=1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["replay"] == {"manifest": str(replay), "utterances": 4}
+    assert report["train"]["steps"] == 3  # (8 train + 4 replay) / batch 4: replay is trained on
+    assert "spkreplay" in report["voices"]["replay"]
+    assert set(report["eval"]) == {"test", "general"}  # replay is never an evaluation set
+    assert "replay against forgetting: 4 everyday utterance(s)" in (out / "report.md").read_text()
+
+
+def test_replay_subset_is_spread_over_the_file(tiny_dataset, tmp_path):
+    replay = _replay_manifest(tiny_dataset, tmp_path, n=6)
+    base = [f"data.train={tiny_dataset['train']}", f"data.dev={tiny_dataset['dev']}", f"data.test={tiny_dataset['test']}",
+            f"data.replay={replay}"]
+    sets, _, _ = load_sets(load_config(None, base + ["data.replay_size=3"]), Limits())
+    assert [u.id for u in sets["replay"]] == ["replay-0", "replay-2", "replay-4"]
+    sets, _, _ = load_sets(load_config(None, base), Limits())  # replay_size 0: all of it
+    assert len(sets["replay"]) == 6
+
+
+def test_replay_spoken_by_a_test_speaker_is_refused(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
+    replay = _replay_manifest(tiny_dataset, tmp_path, speaker="spktest")
+    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    assert main(["run", str(recipe), f"output_dir={tmp_path / 'out'}", f"data.replay={replay}"]) == 2
+    err = capsys.readouterr().err
+    assert "spktest" in err and "Fix: a replay manifest spoken by other voices" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "model").exists()
+
+
+def test_negative_replay_size_is_named(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
+    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    assert main(["run", str(recipe), "data.replay_size=-1"]) == 2
+    assert "data.replay_size=-1" in capsys.readouterr().err
