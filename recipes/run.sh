@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shared recipe script, Kaldi/ESPnet style: stages you can restart from. All logic is in speechft.
 #   recipes/run.sh DOMAIN [--stage N] [--stop-stage N] [key=value ...]
-#   stage 1: prepare   build the domain's audio + manifests (idempotent) and the general set
+#   stage 1: prepare   build the audio + manifests the recipe's data.prepare lists (idempotent)
 #   stage 2: run       baseline -> freeze -> train -> evaluate -> report (runs/DOMAIN/latest)
 #   stage 3: export    CTranslate2 int8 export of the adapted model, with a WER parity check
 set -euo pipefail
@@ -24,7 +24,7 @@ run_dir=runs/$domain/latest
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "== stage 1: prepare"
-  if [ "$domain" = telephony ]; then "$speechft" prepare telephony; else "$speechft" prepare "$domain" general; fi
+  "$speechft" prepare "$recipe"
 fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: run"

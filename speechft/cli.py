@@ -77,10 +77,23 @@ def cmd_validate(args) -> int:
     return 1 if any(p.severity == "error" for p in problems) else 0
 
 
+def prepare_targets(targets: list[str]) -> list[str]:
+    """Domains to prepare; a recipe file stands for its `data.prepare` list (recipes/run.sh uses that)."""
+    from .config import load_config
+
+    out = []
+    for target in targets:
+        if target.endswith((".yaml", ".yml")):
+            out += [t for t in load_config(target, []).data.prepare if t not in out]
+        elif target not in out:
+            out.append(target)
+    return out
+
+
 def cmd_prepare(args) -> int:
     from .prepare import prepare
 
-    for target in args.targets:
+    for target in prepare_targets(args.targets):
         paths = prepare(target, sources=args.sources, data_root=args.data_root, jobs=args.jobs)
         for split, path in paths.items():
             print(f"{target} {split}: {path}")
@@ -171,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("prepare", help="build a domain's audio and manifests (medical, aviation, general, ...)")
-    s.add_argument("targets", nargs="+")
+    s.add_argument("targets", nargs="+", help="domains, or a recipe.yaml for the domains its data.prepare lists")
     s.add_argument("--sources", default="data_manifests")
     s.add_argument("--data-root", default="data")
     s.add_argument("--jobs", type=int, default=None)

@@ -54,3 +54,10 @@ def test_long_audio_choices():
     assert load_config(None, BASE + ["data.long_audio=split"]).data.long_audio == "split"
     with pytest.raises(SpeechftError, match="use drop or split"):
         load_config(None, BASE + ["data.long_audio=chop"])
+
+
+def test_prepare_accepts_a_recipe_for_its_data_prepare_targets():
+    from speechft.cli import prepare_targets
+
+    assert prepare_targets([str(REPO / "recipes/aviation/recipe.yaml")]) == ["aviation", "general", "everyday"]
+    assert prepare_targets(["medical", str(REPO / "recipes/medical/recipe.yaml")]) == ["medical", "general"]
