@@ -36,6 +36,9 @@ class DataConfig:
     # keeps its ordinary-language prior while it learns the jargon (`speechft prepare everyday`).
     replay: str | None = None
     replay_size: int = 0  # utterances taken from `replay`, spread over the file; 0 = all
+    # Join short training utterances into clips of up to this many seconds (0 = off): Whisper pads
+    # every input to 30 s, so one packed clip costs one encoder pass instead of several (pack.py).
+    pack_seconds: float = 0.0
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):
@@ -43,6 +46,9 @@ class DataConfig:
                 raise SpeechftError(f"data.{name} is required: the path of the {name} manifest (JSON Lines)")
         if self.replay_size < 0:
             raise SpeechftError(f"data.replay_size={self.replay_size}: use 0 (all of data.replay) or a positive count")
+        if not (self.pack_seconds == 0 or 0 < self.pack_seconds <= self.max_seconds):
+            raise SpeechftError(f"data.pack_seconds={self.pack_seconds}: use 0 (off) or a length up to "
+                                f"data.max_seconds ({self.max_seconds:g} s), e.g. 28 for Whisper")
         if self.long_audio not in LONG_AUDIO:
             raise SpeechftError(f"data.long_audio={self.long_audio!r}: use drop or split (split needs the lines' segments)")
 
@@ -123,7 +129,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     batch_size: int = 16  # 32 is no faster on CPU and peaks ~0.5 GB higher
-    num_beams: int = 1
+    num_beams: int = 1  # > 1: Whisper beam search in CTranslate2 on the cached encoder output (models/ct2_decode.py)
     max_new_tokens: int = 128
     prompted: bool = True  # also evaluate the pretrained model with the terms as a decoding prompt
     # Where the prompt-only baseline runs: the domain test set is the baseline to beat; on

@@ -27,6 +27,7 @@ from .freeze import count_params, trainable_summary
 from .io_utils import atomic_write_json, atomic_write_text, replace_dir
 from .manifest import Utterance
 from .models.registry import speechft_home
+from .pack import pack_utterances
 from .report import change_lines, model_card, results_table, write_report
 from .segment import split_long
 from .text import read_terms
@@ -35,6 +36,7 @@ from .validate import Limits, summarize, validate_manifest
 log = logging.getLogger("speechft")
 INCOMPLETE_MARKER = "INCOMPLETE"
 PIECES_DIR = "pieces"  # beside each manifest: the pieces of its split long audio, reused by later runs
+PACKED_DIR = "packed"  # beside each training manifest: its packed clips (data.pack_seconds), reused by later runs
 
 
 class StageTimer:
@@ -169,6 +171,28 @@ def _check_replay_speakers(sets: dict[str, list[Utterance]], replay_path: str) -
                             "which must measure held-out speakers. Fix: a replay manifest spoken by other voices")
 
 
+def training_utterances(cfg: RecipeConfig, sets: dict[str, list[Utterance]], limits: Limits) -> tuple[list[Utterance], dict]:
+    """train + replay, packed into clips of up to data.pack_seconds when that is set.
+
+    Returns (utterances, {"utterances": n packed, "clips": clips they gave}); dev, test and
+    general are never packed: they are scored utterance by utterance.
+    """
+    stats = {"utterances": 0, "clips": 0}
+    if not cfg.data.pack_seconds:
+        return sets["train"] + sets.get("replay", []), stats
+    fits = None
+    if limits.count_tokens and limits.max_label_tokens:
+        fits = lambda text: limits.count_tokens(text) <= limits.max_label_tokens  # noqa: E731
+    out = []
+    for name, path in (("train", cfg.data.train), ("replay", cfg.data.replay)):
+        if sets.get(name):
+            packed = pack_utterances(sets[name], cfg.data.pack_seconds, Path(path).parent / PACKED_DIR, cfg.train.seed, fits)
+            log.info("data.pack_seconds=%g: %d %s utterances packed into %d clips", cfg.data.pack_seconds, len(sets[name]), name, len(packed))
+            stats = {"utterances": stats["utterances"] + len(sets[name]), "clips": stats["clips"] + len(packed)}
+            out += packed
+    return out, stats
+
+
 def _voices(sets: dict[str, list[Utterance]]) -> dict[str, list[str]]:
     return {name: sorted({u.speaker for u in utts if u.speaker}) for name, utts in sets.items() if any(u.speaker for u in utts)}
 
@@ -208,8 +232,10 @@ def run_recipe(cfg: RecipeConfig) -> Path:
                 dist.barrier()
             adapter = adapter_for(loaded, cfg.model)
             adapter.model.to(dist.device)
+        limits = adapter.limits(cfg.data)
         with timer("validate"):
-            sets, skipped, split = load_sets(cfg, adapter.limits(cfg.data))
+            sets, skipped, split = load_sets(cfg, limits)
+            train_utts, packed = training_utterances(cfg, sets, limits)
         terms = read_terms(cfg.data.terms) if cfg.data.terms else None
         trainer = Trainer(adapter, cfg, speechft_home() / "cache", terms)
         log.info("freeze policy %s: %s", cfg.freeze.policy, trainable_summary(adapter.model, trainer.plan))
@@ -230,7 +256,6 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             if cfg.eval.prompted and terms:
                 for name, extra in adapter.zero_training_baselines(terms, cfg.eval).items():
                     run_eval(name, only=cfg.eval.prompted_sets, **extra)
-        train_utts = sets["train"] + sets.get("replay", [])
         if "replay" in sets:
             log.info("replay: %d everyday utterances from %s mixed into %d training utterances",
                      len(sets["replay"]), cfg.data.replay, len(sets["train"]))
@@ -257,6 +282,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             "skipped": skipped,
             "split": split,
             "replay": {"manifest": cfg.data.replay, "utterances": len(sets.get("replay", []))},
+            "packed": {"seconds": cfg.data.pack_seconds, **packed},
         }
         if not dist.is_main:  # only rank 0 writes the model, the report and `latest`
             dist.barrier()

@@ -52,6 +52,9 @@ def render_markdown(report: dict) -> str:
     if report.get("replay", {}).get("utterances"):
         parts.append(f"- replay against forgetting: {report['replay']['utterances']} everyday utterance(s) from "
                      f"{report['replay']['manifest']} mixed into training")
+    if report.get("packed", {}).get("clips"):
+        parts.append(f"- packed for training (data.pack_seconds: {report['packed']['seconds']:g}): "
+                     f"{report['packed']['utterances']} utterances in {report['packed']['clips']} clips")
     if report.get("split", {}).get("utterances"):
         parts.append(f"- long audio split (data.long_audio: split): {report['split']['utterances']} utterance(s) "
                      f"into {report['split']['pieces']} pieces at segment boundaries")

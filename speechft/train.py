@@ -197,7 +197,7 @@ class Trainer:
         if resume and checkpoint_dir is not None:
             st = load_checkpoint(checkpoint_dir, trainable, optimizer, scheduler, rng) or st
 
-        log.info("training: %d utterances, %d steps/epoch, %d steps in all%s", len(train), steps_per_epoch, total_steps,
+        log.info("training: %d utterances or packed clips, %d steps/epoch, %d steps in all%s", len(train), steps_per_epoch, total_steps,
                  f" (resuming at step {st.step})" if st.step else "")
         self.cache_for(self.plan.frozen_units).build(train + dev, desc="frozen prefix")
         start = time.perf_counter()

@@ -236,3 +236,24 @@ def test_negative_replay_size_is_named(tiny_dataset, tiny_whisper_dir, tmp_path,
     recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     assert main(["run", str(recipe), "data.replay_size=-1"]) == 2
     assert "data.replay_size=-1" in capsys.readouterr().err
+
+
+def test_packing_trains_on_fewer_clips_and_reports_them(tiny_dataset, tiny_whisper_dir, tmp_path):
+    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), f"output_dir={out}", "data.pack_seconds=3", "train.epochs=1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    clips = report["packed"]["clips"]
+    assert report["packed"]["utterances"] == 8 and 2 <= clips < 8  # 8 clips of 1.0-1.7 s into 3 s windows
+    assert report["train"]["steps"] == -(-clips // 4)  # batches of 4 clips
+    assert report["voices"]["train"] == ["spktrain"]  # the voices of the split, not of the clips
+    assert all(s["n"] == 4 for s in report["eval"]["test"].values())  # evaluation is never packed
+    assert f"8 utterances in {clips} clips" in (out / "report.md").read_text()
+    assert list((tiny_dataset["train"].parent / "packed").glob("pack-*.wav"))  # written beside the train manifest
+
+
+def test_pack_seconds_beyond_the_window_is_named(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
+    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    assert main(["run", str(recipe), "data.pack_seconds=45"]) == 2
+    err = capsys.readouterr().err
+    assert "data.pack_seconds=45" in err and "Traceback" not in err
