@@ -88,6 +88,7 @@ class WhisperAdapter:
         self.eot_id = self.tokenizer.eos_token_id
         self.n_layers = model.config.encoder_layers
         self.max_target_tokens = model.config.max_target_positions
+        self._beam_decoder = None  # CT2BeamDecoder, made on the first beam search
 
     def limits(self, data_cfg):
         """What this model can take, for manifest validation."""
@@ -210,14 +211,23 @@ class WhisperAdapter:
 
     @torch.no_grad()
     def transcribe_encoded(self, enc: torch.Tensor, prompt: str | None = None, num_beams: int = 1, max_new_tokens: int = 128) -> list[str]:
-        """Decode a batch of encoder outputs to text (greedy when num_beams=1)."""
-        kwargs = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, return_timestamps=False)
-        if self.multilingual:
-            kwargs.update(language=self.language, task=self.task)
-        if prompt:
-            kwargs["prompt_ids"] = self.prompt_ids(prompt).to(enc.device)
-        out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc), **kwargs)
-        seqs = out.sequences if hasattr(out, "sequences") else out
+        """Decode a batch of encoder outputs to text: greedy with transformers' generate, beam
+        search (num_beams > 1) with CTranslate2 on the same encoder output (ct2_decode.py)."""
+        if num_beams > 1:
+            from .ct2_decode import CT2BeamDecoder
+
+            if self._beam_decoder is None:
+                self._beam_decoder = CT2BeamDecoder(self)
+            prefix = (self.prompt_ids(prompt).tolist() if prompt else []) + list(self.prefix_ids)
+            seqs = self._beam_decoder.decode(enc, prefix, num_beams, max_new_tokens)
+        else:
+            kwargs = dict(max_new_tokens=max_new_tokens, return_timestamps=False)
+            if self.multilingual:
+                kwargs.update(language=self.language, task=self.task)
+            if prompt:
+                kwargs["prompt_ids"] = self.prompt_ids(prompt).to(enc.device)
+            out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc), **kwargs)
+            seqs = out.sequences if hasattr(out, "sequences") else out
         return [t.strip() for t in self.tokenizer.batch_decode(seqs, skip_special_tokens=True)]
 
     def save(self, out_dir) -> None:
