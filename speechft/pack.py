@@ -14,6 +14,7 @@ manifest, named by the content hashes of their parts: a later run finds and reus
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, file_sha1, load_audio, write_wav
+from .audio import SAMPLE_RATE, audio_info, file_sha1, load_audio, write_wav
 from .manifest import Utterance
 
 PAUSE_SECONDS = 0.4  # silence between packed utterances: a sentence boundary, as in dictation
@@ -53,6 +54,11 @@ def plan_packs(utts: list[Utterance], max_seconds: float, seed: int,
     return groups
 
 
+def _seconds(u: Utterance) -> float:
+    samples, sr, _ = audio_info(u.audio_filepath)
+    return samples.size / sr
+
+
 def joined_text(group: list[Utterance]) -> str:
     return " ".join(u.text.strip() for u in group)
 
@@ -66,6 +72,7 @@ def pack_utterances(utts: list[Utterance], max_seconds: float, out_dir: Path, se
     """
     out = []
     pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
+    utts = [u if u.duration is not None else dataclasses.replace(u, duration=_seconds(u)) for u in utts]  # planning needs lengths
     for group in plan_packs(utts, max_seconds, seed, fits_label):
         if len(group) == 1:
             out.append(group[0])

@@ -59,3 +59,10 @@ def test_a_changed_part_gives_a_new_clip(tmp_path):
     write_tone_wav(utts[0].audio_filepath, 1.0, 999, seed=7)  # same name, new content
     second = pack_utterances(utts, 10.0, tmp_path / "packed", seed=0)[0]
     assert second.audio_filepath != first.audio_filepath
+
+
+def test_utterances_without_a_duration_are_measured_before_planning(tmp_path):
+    utts = [Utterance(u.audio_filepath, u.text, None, u.id, u.speaker) for u in _utts(tmp_path, [2.0, 2.0, 2.0])]
+    packed = pack_utterances(utts, 4.5, tmp_path / "packed", seed=0)
+    assert sorted(len(c.id.split("+")) for c in packed) == [1, 2]  # 2 + 0.4 + 2 fits 4.5 s, a third does not
+    assert all(c.duration <= 4.5 for c in packed)
