@@ -146,7 +146,7 @@ def cmd_serve(args) -> int:
     from .serve import serve
 
     serve(args.model, host=args.host, port=args.port, api_key=args.api_key or os.environ.get("SPEECHFT_API_KEY"),
-          max_upload_mb=args.max_upload_mb, workers=args.workers)
+          max_upload_mb=args.max_upload_mb, workers=args.workers, beams=args.beams)
     return 0
 
 
@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $SPEECHFT_API_KEY)")
     s.add_argument("--max-upload-mb", type=float, default=25.0, help="request body limit in MiB (larger: 413)")
     s.add_argument("--workers", type=int, default=4, help="connection threads (the model runs one request at a time)")
+    s.add_argument("--beams", type=int, default=5, help="beam size (5: faster-whisper's default; 1: greedy, faster)")
     s.set_defaults(func=cmd_serve)
     return p
 

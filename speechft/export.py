@@ -86,12 +86,14 @@ def ct2_language(model, language: str | None) -> str:
     return (language or "en") if model.model.is_multilingual else "en"
 
 
-def ct2_transcribe(model, audio: np.ndarray, language: str | None = "en", prompt: str | None = None) -> tuple[str, list]:
-    """Transcribe one 16 kHz mono waveform with the parity decoding options.
+def ct2_transcribe(model, audio: np.ndarray, language: str | None = "en", prompt: str | None = None,
+                   beams: int = 1) -> tuple[str, list]:
+    """Transcribe one 16 kHz mono waveform with the parity decoding options (greedy unless `beams` > 1).
 
     Returns (text, segments) where segments are faster-whisper Segment objects.
     """
-    segments, _ = model.transcribe(audio, language=ct2_language(model, language), initial_prompt=prompt or None, **CT2_DECODE_OPTIONS)
+    segments, _ = model.transcribe(audio, language=ct2_language(model, language), initial_prompt=prompt or None,
+                                   **{**CT2_DECODE_OPTIONS, "beam_size": beams})
     segments = list(segments)  # the generator decodes lazily
     return " ".join(s.text.strip() for s in segments).strip(), segments
 

@@ -35,6 +35,7 @@ MODELS_PATH = "/v1/models"
 HEALTH_PATH = "/health"
 DEFAULT_MAX_UPLOAD_MB = 25  # MiB, OpenAI's own limit for this endpoint
 DEFAULT_WORKERS = 4  # connection threads; decoding overlaps, the model runs one request at a time
+DEFAULT_BEAMS = 5  # faster-whisper's and wyoming-faster-whisper's default; recipes with eval.num_beams 5 measured this
 MAX_PENDING = 256  # accepted connections waiting for a worker; beyond this: 503 at once
 LISTEN_BACKLOG = 128  # the stdlib default (5) drops connections of a modest burst
 SOCKET_TIMEOUT_S = 30  # a stalled client frees its worker after this long
@@ -57,12 +58,13 @@ class CT2Backend:
 
     kind = "ct2"
 
-    def __init__(self, model_dir: Path):
+    def __init__(self, model_dir: Path, beams: int = DEFAULT_BEAMS):
         self.model = load_ct2(model_dir)
+        self.beams = beams
         self.languages = set(self.model.supported_languages)
 
     def transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None) -> tuple[str, list[dict]]:
-        text, segments = ct2_transcribe(self.model, audio, language, prompt)
+        text, segments = ct2_transcribe(self.model, audio, language, prompt, beams=self.beams)
         return text, [
             {"id": i, "seek": s.seek, "start": round(s.start, 2), "end": round(s.end, 2), "text": s.text, "tokens": s.tokens,
              "temperature": s.temperature, "avg_logprob": s.avg_logprob, "compression_ratio": s.compression_ratio,
@@ -76,12 +78,13 @@ class HFBackend:
 
     kind = "hf"
 
-    def __init__(self, model_dir: str):
+    def __init__(self, model_dir: str, beams: int = DEFAULT_BEAMS):
         from .config import ModelConfig
         from .models import load_model
         from .models.adapters import adapter_for
 
         self.adapter = adapter_for(load_model(model_dir), ModelConfig(name=model_dir))
+        self.beams = beams
         if self.adapter.family != "whisper":
             raise SpeechftError(f"{model_dir} is a {self.adapter.family} model; the server takes Whisper models. "
                                 "Fix: serve a Whisper run's model folder or its CT2 export")
@@ -99,17 +102,17 @@ class HFBackend:
         if language and self.adapter.multilingual:
             self.adapter.language = language  # safe: the caller holds the model lock
         try:
-            text = self.adapter.transcribe_audio([audio], prompt=prompt or None, num_beams=1, max_new_tokens=MAX_NEW_TOKENS)[0]
+            text = self.adapter.transcribe_audio([audio], prompt=prompt or None, num_beams=self.beams, max_new_tokens=MAX_NEW_TOKENS)[0]
         finally:
             self.adapter.language = previous
         return text, [{"id": 0, "seek": 0, "start": 0.0, "end": round(audio.size / SAMPLE_RATE, 2), "text": text}]
 
 
-def load_backend(model_dir: str | Path):
+def load_backend(model_dir: str | Path, beams: int = DEFAULT_BEAMS):
     """CT2Backend for a folder holding model.bin, else HFBackend (folder or built-in alias)."""
     if is_ct2_dir(model_dir):
-        return CT2Backend(Path(model_dir))
-    return HFBackend(str(model_dir))
+        return CT2Backend(Path(model_dir), beams)
+    return HFBackend(str(model_dir), beams)
 
 
 def decode_upload(data: bytes) -> np.ndarray:
@@ -239,7 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         try:
             if path == HEALTH_PATH:  # no key: load balancers and container health checks probe it
-                self._json(200, {"status": "ok", "backend": self.server.backend.kind, "model": self.server.model_name})
+                self._json(200, {"status": "ok", "backend": self.server.backend.kind, "model": self.server.model_name,
+                                 "beam_size": self.server.backend.beams})
             elif path == MODELS_PATH:
                 self._check_key()
                 self._json(200, {"object": "list", "data": [{"id": self.server.model_name, "object": "model", "owned_by": "speechft"}]})
@@ -370,15 +374,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def make_server(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-                max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, workers: int = DEFAULT_WORKERS) -> TranscriptionServer:
+                max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, workers: int = DEFAULT_WORKERS,
+                beams: int = DEFAULT_BEAMS) -> TranscriptionServer:
     """Load the model and bind the server (port 0: any free port); call serve_forever() to run it.
 
     Raises:
         SpeechftError: the model cannot be loaded, or the address cannot be bound.
     """
-    if max_upload_mb <= 0 or workers < 1:
-        raise SpeechftError(f"max_upload_mb={max_upload_mb} and workers={workers} must be positive")
-    backend = load_backend(model_dir)
+    if max_upload_mb <= 0 or workers < 1 or beams < 1:
+        raise SpeechftError(f"max_upload_mb={max_upload_mb}, workers={workers} and beams={beams} must be positive")
+    backend = load_backend(model_dir, beams)
     try:
         return TranscriptionServer((host, port), backend, api_key, max_upload_mb, workers, Path(str(model_dir)).name)
     except OSError as e:
@@ -386,13 +391,13 @@ def make_server(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000
 
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, workers: int = DEFAULT_WORKERS) -> None:
+          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, workers: int = DEFAULT_WORKERS, beams: int = DEFAULT_BEAMS) -> None:
     """Serve `model_dir` (a CT2 export or an HF Whisper folder) until interrupted.
 
     Raises:
         SpeechftError: the model cannot be loaded, or the address cannot be bound.
     """
-    server = make_server(model_dir, host, port, api_key, max_upload_mb, workers)
+    server = make_server(model_dir, host, port, api_key, max_upload_mb, workers, beams)
     if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s without an API key: anyone who can reach it can use it (set --api-key)", host)
     print(f"serving {model_dir} ({server.backend.kind}) at {server.url}{TRANSCRIPTIONS_PATH}; health: {server.url}{HEALTH_PATH}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from speechft.errors import SpeechftError
 from speechft.export import export_ct2
 from speechft.serve import make_server
 
@@ -174,3 +175,19 @@ def test_real_tiny_en_over_http(tmp_path_factory):
         server.shutdown()
         server.server_close()
     assert score([r["text"] for r in rows[:2]], hyps, ["a", "b"]).wer <= 0.1, hyps
+
+
+def test_beam_size_is_served_as_configured(tiny_whisper_dir, tmp_path):
+    out = tmp_path / "ct2"
+    export_ct2(tiny_whisper_dir, out, "int8")
+    for model, beams in ((out, 1), (out, 3), (tiny_whisper_dir, 2)):  # CT2 export, CT2 export, HF folder
+        server = running(model, beams=beams)
+        try:
+            status, body = get(server.url, "/health")
+            assert status == 200 and json.loads(body)["beam_size"] == beams
+            assert post(server.url, {"model": "whisper-1"}, wav_bytes(0.5), key=None)[0] == 200
+        finally:
+            server.shutdown()
+            server.server_close()
+    with pytest.raises(SpeechftError, match="beams=0"):
+        make_server(out, port=0, beams=0)
