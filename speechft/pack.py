@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from .audio import SAMPLE_RATE, audio_info, file_sha1, load_audio, write_wav
 from .manifest import Utterance
@@ -79,15 +80,13 @@ def pack_utterances(utts: list[Utterance], max_seconds: float, out_dir: Path, se
             continue
         key = hashlib.sha1(f"pause={PAUSE_SECONDS}:".encode() + ":".join(file_sha1(u.audio_filepath) for u in group).encode())
         path = Path(out_dir) / f"pack-{key.hexdigest()[:16]}.wav"
-        if path.is_file():  # the name fixes the content: an existing file is this clip
-            seconds = round(sum(u.duration or 0.0 for u in group) + PAUSE_SECONDS * (len(group) - 1), 3)
-        else:
+        if not path.is_file():  # the name fixes the content: an existing file is this clip
             parts = []
             for u in group:
                 parts += [load_audio(u.audio_filepath), pause]
-            audio = np.concatenate(parts[:-1])
-            write_wav(path, audio)
-            seconds = round(audio.size / SAMPLE_RATE, 3)
+            write_wav(path, np.concatenate(parts[:-1]))
+        # From the file's header, so a written and a reused clip report the same length.
+        seconds = round(sf.info(str(path)).frames / SAMPLE_RATE, 3)
         speakers = sorted({u.speaker for u in group if u.speaker})
         out.append(Utterance(str(path.resolve()), joined_text(group), seconds, "+".join(u.id for u in group),
                              "+".join(speakers) or None))
