@@ -2,7 +2,7 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-APT_PKGS := ffmpeg flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k
+APT_PKGS := ffmpeg flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k chromium
 export HF_HUB_OFFLINE := 1
 
 .PHONY: setup system-deps test test-fast demo bench clean
@@ -21,7 +21,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -e '.[models,tts,test]'
+	$(PY) -m pip install -q -e '.[models,tts,piper,test]'
 	# pyctcdecode 0.5 pins numpy<2 in its metadata but works with numpy 2: install it without deps.
 	$(PY) -m pip install -q --no-deps pyctcdecode==0.5.0 pygtrie==2.6.2
 	touch $(STAMP)

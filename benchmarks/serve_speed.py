@@ -4,8 +4,9 @@ faster-whisper, on Whisper tiny.en and speech synthesised with Debian flite (voi
 Measured in one process, engines interleaved (a, b, c, a, b, c, ...) so machine noise hits
 all of them alike; torch and CTranslate2 both use every core this process may use.
 
-- latency: one 5 s clip, transcribed end to end (features, encoder, greedy decoder), median
-  over --repeats after one warm-up call each;
+- latency: one 5 s clip, transcribed end to end (features, encoder, greedy decoder; the
+  "served defaults" row decodes as `speechft serve` does: beam 5, VAD, guards), median over
+  --repeats after one warm-up call each;
 - real-time factor: every clip transcribed one at a time, as a server handles requests,
   processing seconds / audio seconds; WER of each engine on the same clips;
 - padding: the HF feature extractor pads the waveform to 30 s, faster-whisper pads the
@@ -116,17 +117,13 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # generate() warns about max_length on every call
-    from speechft.config import ModelConfig
     from speechft.evaluate import score
-    from speechft.export import (
-        cpu_threads,
-        ct2_generate_features,
-        ct2_transcribe,
-        export_ct2,
-        load_ct2,
-    )
-    from speechft.models import load_model, resolve_model
-    from speechft.models.adapters import adapter_for
+    from speechft.export import export_ct2
+    from speechft.models import resolve_model
+    from speechft.models.adapters import load_adapter
+    from speechft.models.base import DecodeOptions
+    from speechft.models.ct2.runtime import (DeployedDecoding, cpu_threads, ct2_generate_features, ct2_transcribe,
+                                             load_ct2, transcribe_deployed)
 
     threads = cpu_threads()
     torch.set_num_threads(threads)
@@ -137,7 +134,7 @@ def main() -> None:
     audio_s = sum(c.size for c in clips) / SAMPLE_RATE
     short = latency_clip(clips)
 
-    adapter = adapter_for(load_model(MODEL), ModelConfig(name=MODEL))
+    adapter = load_adapter(MODEL)
     adapter.model.eval()
     ct2 = {}
     for quant in ("int8", "float32"):
@@ -148,11 +145,13 @@ def main() -> None:
 
     def hf(audio):
         with torch.inference_mode():
-            return adapter.transcribe_audio([audio], num_beams=1, max_new_tokens=MAX_NEW_TOKENS)[0]
+            return adapter.transcribe_audio([audio], DecodeOptions(max_new_tokens=MAX_NEW_TOKENS))[0]
 
     engines = {"HF generate (torch fp32)": hf,
                "CT2 int8 (faster-whisper)": lambda a: ct2_transcribe(ct2["int8"], a)[0],
-               "CT2 float32 (faster-whisper)": lambda a: ct2_transcribe(ct2["float32"], a)[0]}
+               "CT2 float32 (faster-whisper)": lambda a: ct2_transcribe(ct2["float32"], a)[0],
+               # What `speechft serve` runs: beam 5, Silero VAD, the guards (DeployedDecoding).
+               "CT2 int8, served defaults": lambda a: transcribe_deployed(ct2["int8"], a, DeployedDecoding())[0]}
 
     latency = {name: [] for name in engines}
     for fn in engines.values():
@@ -175,7 +174,7 @@ def main() -> None:
     hf_padded = [adapter.features([c]) for c in clips]
     with torch.inference_mode():
         torch_fw = [adapter.transcribe_encoded(adapter.encode_rest(adapter.prefix(fw_style_features([c]), 1), 1),
-                                               num_beams=1, max_new_tokens=MAX_NEW_TOKENS)[0] for c in clips]
+                                               DecodeOptions(max_new_tokens=MAX_NEW_TOKENS))[0] for c in clips]
     ct2_hf = [ct2_generate_features(ct2["float32"], f.numpy())[0] for f in hf_padded]
     load_end = os.getloadavg()[0]
 

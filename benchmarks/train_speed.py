@@ -233,6 +233,7 @@ def run_trainer(args, train: list[Utterance], dev: list[Utterance], dev_texts: l
 
 def run_speechft(args, train: list[Utterance], dev: list[Utterance], dev_texts: list[str], manifests: list[str]) -> RunResult:
     """(b) speechft Trainer.fit with a fresh frozen-prefix cache."""
+    from speechft.cache import PrefixCaches
     from speechft.config import load_config
     from speechft.models.adapters import adapter_for
     from speechft.models.registry import load_model
@@ -255,14 +256,15 @@ def run_speechft(args, train: list[Utterance], dev: list[Utterance], dev_texts: 
     cache_time = [0.0]
 
     class TimedTrainer(Trainer):
-        def dev_loss(self, dev_utts):
+        def dev_loss(self, dev_utts, k=None):
             t, c = time.perf_counter(), time.process_time()
-            out = super().dev_loss(dev_utts)
+            out = super().dev_loss(dev_utts, k)
             marks.append((t, time.perf_counter(), c, time.process_time()))
             return out
 
-        def cache_for(self, k):
-            cache = super().cache_for(k)
+    class TimedCaches(PrefixCaches):
+        def for_units(self, k):
+            cache = super().for_units(k)
             if not getattr(cache, "_bench_timed", False):
                 build = cache.build
 
@@ -275,7 +277,7 @@ def run_speechft(args, train: list[Utterance], dev: list[Utterance], dev_texts: 
             return cache
 
     with tempfile.TemporaryDirectory(prefix="bench-speechft-cache-") as cache_root:
-        trainer = TimedTrainer(adapter, cfg, cache_root)
+        trainer = TimedTrainer(adapter, cfg, TimedCaches(cache_root, adapter, enabled=cfg.train.cache))
         start, cpu_start = time.perf_counter(), time.process_time()
         result = trainer.fit(train, dev)
     # Epoch i runs from the end of dev loss i-1 (or the call) to the start of dev loss i.

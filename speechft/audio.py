@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +76,10 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_R
     """Write 16-bit PCM WAV atomically (temp name, then rename)."""
     import soundfile as sf
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # processes writing the same file do not collide
-    sf.write(str(tmp), np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    tmp.replace(path)
+    from .io_utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 
 
 def file_sha1(path: str | Path) -> str:
@@ -91,3 +89,21 @@ def file_sha1(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+SPEECH_FRAME_SECONDS = 0.01  # s, energy frame for speech_edges
+SPEECH_RANGE_DB = 30.0  # a frame within this many dB of the loudest frame counts as speech
+
+
+def speech_edges(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[float, float]:
+    """(start, end) in seconds of the speech in a clip, TTS and recordings having silence at
+    both ends: the first and last 10 ms frame within SPEECH_RANGE_DB of the loudest frame.
+    A clip with no frame at all gives (0, its length)."""
+    hop = max(int(SPEECH_FRAME_SECONDS * sample_rate), 1)
+    n = samples.size // hop
+    if n == 0:
+        return 0.0, samples.size / sample_rate
+    rms = np.sqrt(np.mean(np.square(samples[: n * hop].reshape(n, hop), dtype=np.float64), axis=1))
+    loud = np.flatnonzero(rms >= rms.max() * 10 ** (-SPEECH_RANGE_DB / 20))
+    return float(loud[0] * hop / sample_rate), float((loud[-1] + 1) * hop / sample_rate)
+

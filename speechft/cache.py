@@ -30,8 +30,7 @@ def model_fingerprint(adapter, k: int) -> str:
     from .freeze import encoder_units
 
     h = hashlib.sha1(f"{adapter.family}:k={k}".encode())
-    fe = adapter.processor.feature_extractor
-    h.update(json.dumps(fe.to_dict(), sort_keys=True, default=str).encode())
+    h.update(json.dumps(adapter.feature_settings(), sort_keys=True, default=str).encode())
     params = dict(adapter.model.named_parameters())
     for unit in encoder_units(list(params), adapter.family)[:k]:
         for name in sorted(unit):
@@ -121,3 +120,37 @@ class PrefixCache:
                         for t in self.adapter.prefix_batch([load_audio(u.audio_filepath) for u in utts[i : i + self.batch_size]], self.k)]
         self._compute_missing(self._missing(utts), desc="cache")  # local: no collective here
         return [torch.from_numpy(np.load(self._path(u), mmap_mode="r").astype(np.float32)) for u in utts]
+
+
+def uncached(adapter) -> PrefixCache:
+    """A full-precision encoder pass for every request, nothing stored: standalone decoding
+    (`speechft eval`, the export's parity check) must not depend on a run's cache."""
+    from .freeze import encoder_units
+
+    k = len(encoder_units([n for n, _ in adapter.model.named_parameters()], adapter.family))
+    return PrefixCache("", adapter, k, enabled=False)
+
+
+class PrefixCaches:
+    """The frozen-prefix caches of one model, one `PrefixCache` per prefix depth, made on first use.
+
+    Built once by the recipe and shared by training and evaluation, so each depth's entries are
+    found (and each audio file hashed) once per run, whatever stage gradual unfreezing is at.
+
+    Args:
+        root: cache folder (shared between runs).
+        adapter: the family adapter.
+        enabled: False computes every request afresh (train.cache=false).
+    """
+
+    def __init__(self, root: str | Path, adapter, enabled: bool = True):
+        self.root = root
+        self.adapter = adapter
+        self.enabled = enabled
+        self._by_depth: dict[int, PrefixCache] = {}
+
+    def for_units(self, k: int) -> PrefixCache:
+        """The cache of the lowest `k` encoder units' output."""
+        if k not in self._by_depth:
+            self._by_depth[k] = PrefixCache(self.root, self.adapter, k, enabled=self.enabled)
+        return self._by_depth[k]

@@ -11,26 +11,22 @@ from pathlib import Path
 from .errors import SpeechftError
 
 
-def _load_adapter(name: str, language: str | None = "en"):
-    from .config import ModelConfig
-    from .models import load_model
-    from .models.adapters import adapter_for
+def _adapter(name: str):
+    from .models.adapters import load_adapter
 
-    return adapter_for(load_model(name), ModelConfig(name=name, language=language))
+    return load_adapter(name)
 
 
-def _decode_options(args) -> dict:
-    """Decoder settings from --beams and --prompt (a prompt is Whisper's decoding prompt)."""
-    return {"num_beams": args.beams, **({"prompt": args.prompt} if args.prompt else {})}
+def _decode_options(args):
+    """DecodeOptions from --beams, --prompt and --language; unset ones come from the model folder's
+    shipped decoding (what its report's headline row measured), else greedy without a prompt."""
+    from .models.base import DecodeOptions
+    from .models.shipped import read_shipped
 
-
-def _full_encoder_cache(adapter):
-    """An uncached, full-precision encoder pass (standalone eval must not depend on a cache)."""
-    from .cache import PrefixCache
-    from .freeze import encoder_units
-
-    k = len(encoder_units([n for n, _ in adapter.model.named_parameters()], adapter.family))
-    return PrefixCache("", adapter, k, enabled=False)
+    shipped = read_shipped(args.model) if Path(args.model).is_dir() else None
+    beams = args.beams if args.beams is not None else (shipped.num_beams if shipped else 1)
+    prompt = args.prompt if args.prompt is not None else (shipped.prompt if shipped else None)
+    return DecodeOptions(num_beams=beams, prompt=prompt or None, language=args.language)
 
 
 def cmd_run(args) -> int:
@@ -43,16 +39,16 @@ def cmd_run(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from .cache import uncached
     from .evaluate import evaluate
     from .io_utils import atomic_write_json
     from .manifest import read_manifest
     from .text import read_terms
 
-    adapter = _load_adapter(args.model, args.language)
+    adapter = _adapter(args.model)
     utts = read_manifest(args.manifest)
     terms = read_terms(args.terms) if args.terms else None
-    decode = _decode_options(args)
-    res = evaluate(adapter, utts, _full_encoder_cache(adapter), terms, batch_size=args.batch_size, **decode)
+    res = evaluate(adapter, utts, uncached(adapter), terms, batch_size=args.batch_size, options=_decode_options(args))
     if args.out:
         atomic_write_json(args.out, res.to_dict())
     recall = "n/a" if res.term_recall is None else f"{res.term_recall:.4f}"
@@ -61,18 +57,26 @@ def cmd_eval(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from .config import DataConfig
     from .validate import Limits, summarize, validate_manifests
 
-    limits = Limits(max_seconds=args.max_seconds, root=Path(args.root) if args.root else None)
+    if args.max_wer is not None and not args.model:
+        raise SpeechftError("--max-wer compares the transcripts with what a model hears. Fix: add --model, e.g. --model whisper-tiny.en")
+    data = DataConfig(train="-", dev="-", test="-", max_seconds=args.max_seconds, root=args.root, long_audio=args.long_audio,
+                      min_seconds=args.min_seconds, min_chars_per_second=args.min_chars_per_second,
+                      max_chars_per_second=args.max_chars_per_second)
+    limits, heard = Limits(max_seconds=args.max_seconds, root=Path(args.root) if args.root else None), None
     if args.model:
-        from .config import DataConfig
+        adapter = _adapter(args.model)
+        limits = adapter.validation_limits(data)
+        if args.max_wer is not None:
+            from .cache import uncached
+            from .evaluate import evaluate
 
-        adapter = _load_adapter(args.model)
-        # CTC models: also check the text against the character vocabulary.
-        limits_for = getattr(adapter, "vocab_limits", adapter.limits)
-        limits = limits_for(DataConfig(train="-", dev="-", test="-", max_seconds=args.max_seconds, root=args.root))
-    limits.long_audio = args.long_audio
-    problems = validate_manifests(args.manifests, limits)
+            heard = lambda utts: evaluate(adapter, utts, uncached(adapter), desc="validate")  # noqa: E731
+    limits = limits.with_data_checks(data)
+    limits.long_audio, limits.allow_empty_text = args.long_audio, args.allow_empty_text
+    problems = validate_manifests(args.manifests, limits, heard=heard, max_wer=args.max_wer or 0.0)
     print(summarize(problems))
     return 1 if any(p.severity == "error" for p in problems) else 0
 
@@ -110,10 +114,10 @@ def cmd_synth(args) -> int:
 def cmd_transcribe(args) -> int:
     from .audio import load_audio
 
-    adapter = _load_adapter(args.model, args.language)
-    decode = _decode_options(args)
+    adapter = _adapter(args.model)
+    options = _decode_options(args)
     for path in args.audio:
-        text = adapter.transcribe_audio([load_audio(path)], **decode)[0]
+        text = adapter.transcribe_audio([load_audio(path)], options)[0]
         print(f"{path}\t{text}" if len(args.audio) > 1 else text)
     return 0
 
@@ -132,6 +136,13 @@ def cmd_import_ct2(args) -> int:
     return 0
 
 
+def cmd_merge(args) -> int:
+    from .lora import merge_adapter
+
+    print(f"wrote {merge_adapter(args.base, args.adapter, args.out)}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import export_ct2
     from .text import read_terms
@@ -142,16 +153,78 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
-    from .serve import serve
+def cmd_report(args) -> int:
+    from .report_html import write_comparison_html, write_report_html
 
-    serve(args.model, host=args.host, port=args.port, api_key=args.api_key or os.environ.get("SPEECHFT_API_KEY"),
-          max_upload_mb=args.max_upload_mb, workers=args.workers, beams=args.beams)
+    if len(args.run_dirs) == 1:
+        print(f"wrote {write_report_html(args.run_dirs[0], args.out)}")
+    else:
+        print(f"wrote {write_comparison_html(args.run_dirs, args.out or 'comparison.html')}")
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .serve import DECODING_SWITCHES, serve
+
+    serve(args.model, host=args.host, port=args.port, api_key=args.api_key or os.environ.get("SPEECHFT_API_KEY"),
+          max_upload_mb=args.max_upload_mb, workers=args.workers, beams=args.beams, prompt=args.prompt,
+          decoding={k: v for k, v in vars(args).items() if k in DECODING_SWITCHES})  # only the switches given
+    return 0
+
+
+def _threshold(text: str) -> float | None:
+    """A guard threshold: a number, or off/none to disable the guard."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number, or 'off'") from None
+
+
+def cmd_import(args) -> int:
+    from .importers import Columns, import_dataset
+
+    columns = Columns(audio=args.audio_column, text=args.text_column, speaker=args.speaker_column, id=args.id_column)
+    print(import_dataset(args.source, args.out, split=args.split, columns=columns, fmt=args.format).summary())
+    return 0
+
+
+def cmd_export_dataset(args) -> int:
+    from .importers import export_dataset
+
+    print(f"wrote {export_dataset(args.manifest, args.out)}")
+    return 0
+
+
+def cmd_align(args) -> int:
+    from .align import align_long_lines
+
+    report = align_long_lines(args.manifest, args.out, model=args.model, max_seconds=args.max_seconds, max_wer=args.max_wer)
+    print(report.summary())
+    return 0
+
+
+def cmd_new(args) -> int:
+    from .domain.scaffold import new_domain
+
+    made = new_domain(args.domain, args.terms, args.text, manifest=args.manifest, force=args.force, sources=args.sources,
+                      recipes=args.recipes, seed=args.seed, tables=args.tables, min_train=args.min_train,
+                      abbreviations=args.abbreviations)
+    print(made.summary())
+    return 0
+
+
+def cmd_lexicon_check(args) -> int:
+    from .domain.pronunciation import check_domain, format_checks
+
+    checks = check_domain(args.domain, sources=args.sources, voices=args.voices, model=args.model)
+    print(format_checks(checks, f"{args.sources}/{args.domain}"))
+    return 1 if any(c.flagged for c in checks) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .config import LONG_AUDIO
+    from .config import LONG_AUDIO, QUANTIZATIONS, DataConfig
 
     p = argparse.ArgumentParser(prog="speechft", description="Adapt pretrained speech recognisers to a domain's vocabulary.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -167,11 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="alias, local folder or hub id")
     s.add_argument("--manifest", required=True)
     s.add_argument("--terms", help="terms file, one term a line")
-    s.add_argument("--prompt", help="decoding prompt text (Whisper)")
+    s.add_argument("--prompt", help="decoding prompt text (Whisper; default: the model folder's shipped prompt; '' for none)")
     s.add_argument("--out", help="write the full result JSON here")
-    s.add_argument("--beams", type=int, default=1)
+    s.add_argument("--beams", type=int, help="beam width (default: the model folder's shipped one, else 1)")
     s.add_argument("--batch-size", type=int, default=16)
-    s.add_argument("--language", default="en")
+    s.add_argument("--language", help="decoding language of multilingual models (default: the model's)")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("validate", help="check manifests and list every problem")
@@ -181,6 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--long-audio", choices=LONG_AUDIO, default="drop",
                    help="as data.long_audio: split checks that longer audio can be cut at its segments")
     s.add_argument("--root", help="audio must stay inside this folder")
+    s.add_argument("--allow-empty-text", action="store_true",
+                   help='a non-speech set: text "" means the model should output nothing')
+    s.add_argument("--min-seconds", type=float, default=DataConfig.min_seconds, help="as data.min_seconds: shorter clips are dropped")
+    s.add_argument("--min-chars-per-second", type=float, default=DataConfig.min_chars_per_second,
+                   help="as data.min_chars_per_second (normalised text; 0 = off)")
+    s.add_argument("--max-chars-per-second", type=float, default=DataConfig.max_chars_per_second,
+                   help="as data.max_chars_per_second (normalised text; 0 = off)")
+    s.add_argument("--max-wer", type=float,
+                   help="with --model: list lines the model hears with a higher WER as suspect transcripts (e.g. 0.5)")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("prepare", help="build a domain's audio and manifests (medical, aviation, general, ...)")
@@ -201,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("transcribe", help="print the transcript of audio files")
     s.add_argument("--model", required=True)
     s.add_argument("audio", nargs="+")
-    s.add_argument("--prompt")
-    s.add_argument("--beams", type=int, default=1)
-    s.add_argument("--language", default="en")
+    s.add_argument("--prompt", help="decoding prompt text (Whisper; default: the model folder's shipped prompt; '' for none)")
+    s.add_argument("--beams", type=int, help="beam width (default: the model folder's shipped one, else 1)")
+    s.add_argument("--language", help="decoding language of multilingual models (default: the model's)")
     s.set_defaults(func=cmd_transcribe)
 
     s = sub.add_parser("models", help="list built-in model aliases and their status")
@@ -214,10 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out")
     s.set_defaults(func=cmd_import_ct2)
 
+    s = sub.add_parser("merge", help="merge a LoRA adapter folder (peft) into its base model: a plain model folder")
+    s.add_argument("--base", required=True, help="the base model the adapter was trained on (alias, folder or hub id)")
+    s.add_argument("--adapter", required=True, help="adapter folder: a LoRA run's adapter/, or peft's save_pretrained output")
+    s.add_argument("--out", required=True, help="where to write the merged model")
+    s.set_defaults(func=cmd_merge)
+
     s = sub.add_parser("export", help="export a model to CTranslate2 and check WER parity")
     s.add_argument("--model", required=True)
     s.add_argument("--format", default="ct2", choices=["ct2"])
-    s.add_argument("--quantization", default="int8", choices=["int8", "int8_float32", "float16", "float32"])
+    s.add_argument("--quantization", default="int8", choices=QUANTIZATIONS)
     s.add_argument("--out", required=True)
     s.add_argument("--manifest", help="parity-check manifest (without one, parity is not checked)")
     s.add_argument("--max-wer-gap", type=float, default=0.01, help="largest allowed CT2 WER minus HF WER (fraction)")
@@ -225,20 +313,91 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--language", default="en", help="decoding language of multilingual models")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("serve", help="OpenAI-compatible /v1/audio/transcriptions endpoint")
+    s = sub.add_parser("report", help="rebuild a run folder's report.html, or compare several runs on one page")
+    s.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s), e.g. runs/medical/latest")
+    s.add_argument("--out", help="where to write (default: RUN_DIR/report.html; with several runs comparison.html)")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("serve", help="OpenAI-compatible /v1/audio/transcriptions endpoint (FastAPI + uvicorn)")
     s.add_argument("--model", required=True, help="CT2 export (fast path), HF Whisper folder or alias")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=int, default=8000, help="0: any free port (printed)")
     s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $SPEECHFT_API_KEY)")
-    s.add_argument("--max-upload-mb", type=float, default=25.0, help="request body limit in MiB (larger: 413)")
-    s.add_argument("--workers", type=int, default=4, help="connection threads (the model runs one request at a time)")
-    s.add_argument("--beams", type=int, default=5, help="beam size (5: faster-whisper's default; 1: greedy, faster)")
+    s.add_argument("--max-upload-mb", type=float, help="request body limit in MiB (larger: 413; default 25)")
+    s.add_argument("--workers", type=int, help="uploads decoded at once (the model runs one request at a time; default 4)")
+    s.add_argument("--beams", type=int, help="beam size (default: the folder's shipped one, else 5; 1: greedy, faster)")
+    s.add_argument("--prompt", help="initial prompt (default: the folder's shipped one; '' for none); "
+                                    "a request's own prompt replaces it")
+    # Decoding switches: left unset (absent from args) they keep the deployed defaults.
+    unset = argparse.SUPPRESS
+    s.add_argument("--no-vad", dest="vad_filter", action="store_false", default=unset,
+                   help="do not drop non-speech with Silero VAD before decoding (default: on)")
+    s.add_argument("--no-speech-threshold", type=_threshold, default=unset, metavar="P|off",
+                   help="skip a window whose no-speech probability is above P (default 0.6)")
+    s.add_argument("--log-prob-threshold", type=_threshold, default=unset, metavar="L|off",
+                   help="retry hotter below this average log-probability (default -1)")
+    s.add_argument("--compression-ratio-threshold", type=_threshold, default=unset, metavar="R|off",
+                   help="retry hotter above this gzip compression ratio, i.e. repetition (default 2.4)")
+    s.add_argument("--no-temperature-fallback", dest="temperature_fallback", action="store_false", default=unset,
+                   help="decode at temperature 0 only, never retry")
+    s.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false",
+                   default=unset, help="long audio: do not prompt each window with the previous one's text")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("import", help="a dataset (save_to_disk, audiofolder, Parquet, Common Voice, Kaldi, hub id) -> FLAC + manifests")
+    s.add_argument("source", help="folder, file or hub id; its form is told by its files (--format to force)")
+    s.add_argument("--out", required=True, help="output folder: audio/ and <split>.jsonl")
+    s.add_argument("--split", help="import only this split (default: all)")
+    s.add_argument("--audio-column", help="column with the audio (default: audio, audio_filepath, file_name, path, ...)")
+    s.add_argument("--text-column", help="column with the transcript (default: text, sentence, transcription, ...)")
+    s.add_argument("--speaker-column", help="column with the speaker (default: speaker, speaker_id, client_id, ...)")
+    s.add_argument("--id-column", help="column with the utterance id (default: id, utt_id, ...; else split-row)")
+    s.add_argument("--format", help="force the source's form: disk, audiofolder, parquet, arrow, csv, json, commonvoice, kaldi or hub")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("export-dataset", help="a manifest and its audio as a Hugging Face dataset (save_to_disk)")
+    s.add_argument("manifest")
+    s.add_argument("--out", required=True, help="output folder (datasets.load_from_disk reads it)")
+    s.set_defaults(func=cmd_export_dataset)
+
+    s = sub.add_parser("align", help="cut long recordings with a transcript into pieces of at most --max-seconds")
+    s.add_argument("manifest", help="lines longer than --max-seconds without segments are aligned; others are copied")
+    s.add_argument("--out", required=True, help="output folder: the manifest, pieces/ and words/")
+    s.add_argument("--model", default="whisper-tiny.en", help="aligner: built-in alias, CTranslate2 folder or HF Whisper folder")
+    s.add_argument("--max-seconds", type=float, default=30.0)
+    s.add_argument("--max-wer", type=float, default=0.4, help="drop pieces whose hypothesis disagrees with their text more")
+    s.set_defaults(func=cmd_align)
+
+    s = sub.add_parser("new", help="a new domain from its documents and terms: data_manifests/DOMAIN/ and recipes/DOMAIN/")
+    s.add_argument("domain", help="the new domain's name (lower case, e.g. cardiology)")
+    s.add_argument("--terms", required=True, help="the domain's terms, one a line")
+    s.add_argument("--text", nargs="+", action="extend", default=[], metavar="FILE_OR_DIR",
+                   help="the domain's documents: text or Markdown files, or folders of them")
+    s.add_argument("--manifest", help="real speech (JSON Lines manifest): an extra held-out test set")
+    s.add_argument("--force", action="store_true", help="replace an existing domain (keeps its abbreviations.tsv and lexicon.txt)")
+    s.add_argument("--sources", default="data_manifests")
+    s.add_argument("--recipes", default="recipes")
+    s.add_argument("--seed", type=int, default=0, help="decides which documents go to test and dev")
+    s.add_argument("--tables", choices=["rows", "skip"], default="rows", help="table rows: one sentence each, or skipped")
+    s.add_argument("--min-train", type=int, default=3, help="train occurrences per term; carrier sentences add the rest")
+    s.add_argument("--abbreviations", help="an extra abbreviations.tsv (ABBREVIATION<TAB>spoken words)")
+    s.set_defaults(func=cmd_new)
+
+    s = sub.add_parser("lexicon", help="pronunciation lexicon of a domain (data_manifests/DOMAIN/lexicon.txt)")
+    lexicon = s.add_subparsers(dest="lexicon_command", required=True)
+    s = lexicon.add_parser("check", help="list the terms the TTS voices probably mispronounce (exit 1 if any)")
+    s.add_argument("domain")
+    s.add_argument("--voices", nargs="+", help="engine:voice specs (default: every voice of the domain's voices.yaml)")
+    s.add_argument("--model", default="whisper-tiny.en", help="the pretrained model that listens")
+    s.add_argument("--sources", default="data_manifests")
+    s.set_defaults(func=cmd_lexicon_check)
     return p
 
 
 def _relaunch_under_accelerate_if_needed() -> None:
     """Give `accelerate launch --num_processes N` its N processes on a machine without GPUs."""
+    if "MASTER_ADDR" not in os.environ or "ACCELERATE_MIXED_PRECISION" not in os.environ:
+        return  # not started by Accelerate's launcher: skip importing torch (a CT2 server needs none)
     from .distributed import RELAUNCHED_ENV, accelerate_relaunch_command
 
     cmd = accelerate_relaunch_command()

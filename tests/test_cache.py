@@ -68,3 +68,16 @@ def test_changed_audio_or_model_is_recomputed(adapter, tiny_dataset, tmp_path):
     changed_model = PrefixCache(cache_dir, adapter, 3)
     changed_model.get(src)
     assert changed_model.computed == 2 and changed_model.dir != again.dir
+
+
+def test_the_front_end_is_part_of_the_cache_key(tiny_whisper_dir):
+    """Features padded as faster-whisper does are other encoder inputs: never served from entries
+    made with transformers' padding (and the old default's keys stay what they were)."""
+    from speechft.cache import model_fingerprint
+    from speechft.config import ModelConfig
+    from speechft.models.adapters import load_adapter
+
+    waveform = load_adapter(str(tiny_whisper_dir), ModelConfig(name=str(tiny_whisper_dir), feature_padding="waveform"))
+    logmel = load_adapter(str(tiny_whisper_dir), ModelConfig(name=str(tiny_whisper_dir), feature_padding="logmel"))
+    assert model_fingerprint(waveform, 1) != model_fingerprint(logmel, 1)
+    assert waveform.feature_settings() == waveform.processor.feature_extractor.to_dict()

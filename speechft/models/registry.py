@@ -24,7 +24,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from ..errors import SpeechftError
-from .ct2_import import HF_WEIGHTS_FILE, import_ct2
+from .ct2.to_hf import HF_WEIGHTS_FILE, import_ct2
 
 SPEECHFT_HOME_ENV = "SPEECHFT_HOME"
 DEFAULT_SPEECHFT_HOME = "~/.cache/speechft"

@@ -6,18 +6,27 @@ import contextlib
 import types
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
 from ..audio import SAMPLE_RATE, WHISPER_MAX_SECONDS
+from ..errors import SpeechftError
 from ..text import written_form
+from .base import DecodeOptions, TrainTarget, refuse_options
 
 IGNORE_INDEX = -100  # label positions excluded from the loss
 MAX_PROMPT_TOKENS = 223  # Whisper: prompt + prefix must fit half of the 448-token context
 # Up to this many decoder tokens, cross-attention is cheaper reassociated (see
 # _reassociated_cross_attention); measured break-even on tiny.en: ~70 tokens (benchmarks/README.md).
 REASSOCIATE_MAX_TOKENS = 48
+FEATURE_PADDINGS = ("logmel", "waveform")  # see WhisperAdapter.features
+TIME_PRECISION = 0.02  # s per Whisper timestamp token
+N_TIMESTAMP_STEPS = 1500  # <|0.00|> .. <|30.00|>
+# Options of DecodeOptions that only CTC decoding uses.
+UNSUPPORTED_OPTIONS = {"hotwords", "hotword_weight", "kenlm_model", "lm_alpha", "lm_beta"}
 
 
 def _reassociated_forward(self, hidden_states, key_value_states=None, cache=None, attention_mask=None,
@@ -68,9 +77,13 @@ class WhisperAdapter:
     # Trainer's with grouping, 1.7% without).
     length_sort_pool = 1
 
-    def __init__(self, model, processor, language: str | None = "en", task: str = "transcribe", numbers_as_digits: bool = True):
+    def __init__(self, model, processor, language: str | None = "en", task: str = "transcribe", numbers_as_digits: bool = True,
+                 feature_padding: str = "waveform"):
+        if feature_padding not in FEATURE_PADDINGS:
+            raise SpeechftError(f"feature_padding={feature_padding!r}: use one of {', '.join(FEATURE_PADDINGS)}")
         self.model = model
         self.numbers_as_digits = numbers_as_digits
+        self.feature_padding = feature_padding
         self.processor = processor
         self.tokenizer = processor.tokenizer
         gen = model.generation_config
@@ -84,11 +97,12 @@ class WhisperAdapter:
             gen.language = self.language
             gen.task = self.task
         self.tokenizer.set_prefix_tokens(language=self.language, task=self.task, predict_timestamps=False)
-        self.prefix_ids = self.tokenizer.prefix_tokens
+        self.prefix_ids = self.decoder_prefix()
         self.eot_id = self.tokenizer.eos_token_id
         self.n_layers = model.config.encoder_layers
         self.max_target_tokens = model.config.max_target_positions
         self._beam_decoder = None  # CT2BeamDecoder, made on the first beam search
+        self._fw_extractor = None  # faster-whisper's FeatureExtractor, made on first use
 
     def limits(self, data_cfg):
         """What this model can take, for manifest validation."""
@@ -101,19 +115,76 @@ class WhisperAdapter:
             root=Path(data_cfg.root) if data_cfg.root else None,
         )
 
-    def decode_options(self, eval_cfg) -> dict:
-        """Decoder settings from the recipe's eval section."""
-        return {"num_beams": eval_cfg.num_beams, "max_new_tokens": eval_cfg.max_new_tokens}
+    def validation_limits(self, data_cfg):
+        """Limits for `speechft validate --model`: the same as for training."""
+        return self.limits(data_cfg)
 
-    def zero_training_baselines(self, terms: list[str], eval_cfg) -> dict[str, dict]:
+    def decode_options(self, eval_cfg) -> DecodeOptions:
+        """Decoder settings from the recipe's eval section."""
+        return DecodeOptions(num_beams=eval_cfg.num_beams, max_new_tokens=eval_cfg.max_new_tokens)
+
+    def zero_training_baselines(self, terms: list[str], eval_cfg) -> dict[str, DecodeOptions]:
         """The baseline to beat without training: the domain terms as a decoding prompt."""
-        return {"prompted": {"prompt": ", ".join(terms[: eval_cfg.max_prompt_terms])}}
+        return {"prompted": self.decode_options(eval_cfg).replace(prompt=", ".join(terms[: eval_cfg.max_prompt_terms]))}
+
+    def decoder_prefix(self, language: str | None = None, timestamps: bool = False) -> list[int]:
+        """The tokens the decoder starts from: start-of-transcript, then (multilingual models)
+        language and task, then <|notimestamps|> unless timestamps are wanted.
+
+        `language` overrides the adapter's language for one call (multilingual models only).
+        """
+        tok = self.tokenizer
+        ids = [tok.convert_tokens_to_ids("<|startoftranscript|>")]
+        if self.multilingual:
+            code = (language or self.language or "").lower()
+            if code:
+                code = TO_LANGUAGE_CODE.get(code, code)
+                lang_id = tok.convert_tokens_to_ids(f"<|{code}|>")
+                if lang_id == tok.unk_token_id or lang_id is None:
+                    raise SpeechftError(f"language {code!r} is not one this model knows. Fix: use a Whisper language code, e.g. en, de, fr")
+                ids.append(lang_id)
+            ids.append(tok.convert_tokens_to_ids(f"<|{self.task or 'transcribe'}|>"))
+        if not timestamps:
+            ids.append(tok.convert_tokens_to_ids("<|notimestamps|>"))
+        return ids
 
     # ---- features and the encoder, unit by unit -------------------------------------------------
     def features(self, audios: list) -> torch.Tensor:
-        """Log-mel features [B, n_mels, 3000]; the waveform is padded to 30 s as in training."""
-        out = self.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-        return out.input_features
+        """Log-mel features [B, n_mels, 3000] of one window each, padded as `feature_padding` says.
+
+        "logmel" is faster-whisper's front end, what a deployed model sees: the log-mel of the
+        audio itself (normalised over the audio alone), then zero frames up to 30 s. "waveform"
+        is transformers' and openai-whisper's: the waveform padded with silence to 30 s, then
+        the log-mel of all of it. The encoder output differs in the padded part, and a decoder
+        adapted to one front end loses accuracy on the other (FACTS.md: 1.5 WER points on
+        unseen speakers), so training, evaluation and serving use one of them throughout.
+        """
+        if self.feature_padding == "waveform":
+            return self.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        extractor = self._deployed_extractor()
+        frames = extractor.nb_max_frames
+        out = np.zeros((len(audios), extractor.mel_filters.shape[0], frames), dtype=np.float32)
+        for i, audio in enumerate(audios):
+            mel = extractor(np.asarray(audio, dtype=np.float32))
+            # faster-whisper drops the last frame (content_frames = frames - 1) before windowing.
+            content = mel[:, : min(mel.shape[-1] - 1, frames)]
+            out[i, :, : content.shape[-1]] = content
+        return torch.from_numpy(out)
+
+    def _deployed_extractor(self):
+        if self._fw_extractor is None:
+            from faster_whisper.feature_extractor import FeatureExtractor
+
+            fe = self.processor.feature_extractor
+            self._fw_extractor = FeatureExtractor(feature_size=fe.feature_size, sampling_rate=fe.sampling_rate,
+                                                  hop_length=fe.hop_length, chunk_length=fe.chunk_length, n_fft=fe.n_fft)
+        return self._fw_extractor
+
+    def feature_settings(self) -> dict:
+        """What determines the features besides the audio (the activation cache's key hashes it)."""
+        settings = self.processor.feature_extractor.to_dict()
+        # Only the non-default front end adds a key, so caches made before it existed stay valid.
+        return settings if self.feature_padding == "waveform" else {**settings, "padding": self.feature_padding}
 
     @torch.no_grad()
     def prefix(self, features: torch.Tensor, k: int) -> torch.Tensor:
@@ -151,52 +222,94 @@ class WhisperAdapter:
         return self.encode_rest(self.prefix(self.features(audios), 1), 1)
 
     @torch.no_grad()
-    def transcribe_audio(self, audios: list, **decode) -> list[str]:
+    def transcribe_audio(self, audios: list, options: DecodeOptions = DecodeOptions()) -> list[str]:
         """Transcribe 16 kHz mono waveforms (used by `speechft transcribe`)."""
         self.model.eval()
-        return self.transcribe_encoded(self.encode(audios), **decode)
+        return self.transcribe_encoded(self.encode(audios), options)
 
     def prepare_for_training(self, train_texts: list[str]) -> None:
         """Whisper's byte-level tokenizer covers any text: nothing to adjust in the output layer."""
         return None
 
     # ---- training ---------------------------------------------------------------------------------
+    def text_ids(self, text: str) -> list[int]:
+        """Token ids of a transcript in Whisper's writing style (leading space, numbers as
+        digits when model.numbers_as_digits); none for an empty transcript."""
+        text = (written_form(text) if self.numbers_as_digits else text).strip()
+        return self.tokenizer.encode(" " + text, add_special_tokens=False) if text else []
+
     def target_ids(self, text: str) -> list[int]:
         """Prefix + text + end-of-text, as the decoder must produce it (text starts with a space)."""
-        text = written_form(text) if self.numbers_as_digits else text
-        return self.prefix_ids + self.tokenizer.encode(" " + text.strip(), add_special_tokens=False) + [self.eot_id]
+        return self.prefix_ids + self.text_ids(text) + [self.eot_id]
+
+    def timestamp_id(self, seconds: float) -> int:
+        """The <|t.tt|> token nearest `seconds` (20 ms steps, 0..30 s)."""
+        steps = min(max(int(round(seconds / TIME_PRECISION)), 0), N_TIMESTAMP_STEPS)
+        # The timestamp tokens follow <|notimestamps|> in every Whisper vocabulary (openai-whisper's
+        # and faster-whisper's timestamp_begin), whether or not the tokenizer names them.
+        return self.tokenizer.convert_tokens_to_ids("<|notimestamps|>") + 1 + steps
+
+    def timestamped_ids(self, segments) -> list[int]:
+        """Whisper's timestamp format: <|start|> text <|end|> per segment, then end-of-text."""
+        out = []
+        for start, end, text in segments:
+            out += [self.timestamp_id(start), *self.text_ids(text), self.timestamp_id(end)]
+        return out + [self.eot_id]
 
     def count_tokens(self, text: str) -> int:
         return len(self.target_ids(text))
 
-    def make_targets(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """decoder_input_ids and labels, padded to the longest in the batch (not to 448)."""
-        seqs = [self.target_ids(t) for t in texts]
-        width = max(len(s) for s in seqs) - 1
-        inputs = torch.full((len(seqs), width), self.eot_id, dtype=torch.long)
-        labels = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
-        n_prefix = len(self.prefix_ids)
-        for i, s in enumerate(seqs):
-            inputs[i, : len(s) - 1] = torch.tensor(s[:-1])
-            # The prefix is given, not learned: loss on text tokens and end-of-text only.
-            labels[i, n_prefix - 1 : len(s) - 1] = torch.tensor(s[n_prefix:])
+    def example_ids(self, target: TrainTarget) -> tuple[list[int], list[int]]:
+        """(context given to the decoder, tokens it must produce) for one training example.
+
+        Context: an optional <|startofprev|> prompt, then the start tokens (without
+        <|notimestamps|> when learning timestamps). A prompt that would not leave room for the
+        target in the decoder's 448 positions is dropped for that example.
+        """
+        if target.segments:
+            context, produce = self.decoder_prefix(timestamps=True), self.timestamped_ids(target.segments)
+        else:
+            context, produce = list(self.prefix_ids), self.text_ids(target.text) + [self.eot_id]
+        if target.prompt:
+            prompt = self.prompt_ids(target.prompt).tolist()
+            if len(prompt) + len(context) + len(produce) <= self.max_target_tokens:
+                context = prompt + context
+        return context, produce
+
+    def make_targets(self, targets: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """decoder_input_ids and labels, padded to the longest in the batch (not to 448).
+
+        `targets`: TrainTarget objects (or plain transcripts). The loss covers only what the
+        decoder must produce (text, timestamps, end-of-text), never the prompt or start tokens.
+        """
+        examples = [self.example_ids(t if isinstance(t, TrainTarget) else TrainTarget(t)) for t in targets]
+        width = max(len(c) + len(p) for c, p in examples) - 1
+        inputs = torch.full((len(examples), width), self.eot_id, dtype=torch.long)
+        labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+        for i, (context, produce) in enumerate(examples):
+            seq = context + produce
+            inputs[i, : len(seq) - 1] = torch.tensor(seq[:-1])
+            labels[i, len(context) - 1 : len(seq) - 1] = torch.tensor(produce)
         return inputs, labels
 
-    def loss(self, hidden: torch.Tensor, k: int, texts: list[str]) -> tuple[torch.Tensor, int]:
-        """Mean token cross-entropy from the output of the lowest k units; returns (loss, n_tokens)."""
+    def loss(self, hidden: torch.Tensor, k: int, targets: list) -> tuple[torch.Tensor, int]:
+        """Mean token cross-entropy from the output of the lowest k units; returns (loss, n_tokens).
+
+        `targets`: TrainTarget objects or plain transcripts (see make_targets)."""
         enc = self.encode_rest(hidden, k)
-        inputs, labels = self.make_targets(texts)
+        inputs, labels = self.make_targets(targets)
         device = enc.device
         short = inputs.shape[1] <= REASSOCIATE_MAX_TOKENS
         with _reassociated_cross_attention(self.model) if short else contextlib.nullcontext():
             # use_cache=False: transformers keeps a KV cache in training otherwise (copies per layer).
-            out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc), decoder_input_ids=inputs.to(device),
-                             use_cache=False)
+            decoded = self.model.model.decoder(input_ids=inputs.to(device), encoder_hidden_states=enc, use_cache=False)
         labels = labels.to(device)
-        n_tokens = int((labels != IGNORE_INDEX).sum())
-        logits = out.logits.float()
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
-        return loss, n_tokens
+        learned = labels != IGNORE_INDEX
+        n_tokens = int(learned.sum())
+        # The output layer only where there is something to learn: prompt and padding positions
+        # would cost a [tokens x 51864] logit matrix each (a 200-token prompt: most of a step's memory).
+        logits = self.model.proj_out(decoded.last_hidden_state[learned]).float()
+        return F.cross_entropy(logits, labels[learned]), n_tokens
 
     # ---- decoding ---------------------------------------------------------------------------------
     def prompt_ids(self, prompt: str) -> torch.Tensor:
@@ -205,25 +318,29 @@ class WhisperAdapter:
         return torch.tensor([self.tokenizer.convert_tokens_to_ids("<|startofprev|>")] + ids)
 
     @torch.no_grad()
-    def transcribe_hidden(self, hidden: torch.Tensor, k: int, **kwargs) -> list[str]:
+    def transcribe_hidden(self, hidden: torch.Tensor, k: int, options: DecodeOptions = DecodeOptions()) -> list[str]:
         """Decode from the output of the lowest k encoder units."""
-        return self.transcribe_encoded(self.encode_rest(hidden, k), **kwargs)
+        return self.transcribe_encoded(self.encode_rest(hidden, k), options)
 
     @torch.no_grad()
-    def transcribe_encoded(self, enc: torch.Tensor, prompt: str | None = None, num_beams: int = 1, max_new_tokens: int = 128) -> list[str]:
+    def transcribe_encoded(self, enc: torch.Tensor, options: DecodeOptions = DecodeOptions()) -> list[str]:
         """Decode a batch of encoder outputs to text: greedy with transformers' generate, beam
-        search (num_beams > 1) with CTranslate2 on the same encoder output (ct2_decode.py)."""
-        if num_beams > 1:
-            from .ct2_decode import CT2BeamDecoder
+        search (num_beams > 1) with CTranslate2 on the same encoder output (ct2/beam.py)."""
+        refuse_options(options, self.family, UNSUPPORTED_OPTIONS)
+        prompt, language = options.prompt, options.language
+        if language and not self.multilingual and language != "en":
+            raise SpeechftError(f"language={language!r}: this model is English-only. Fix: omit the language or use en")
+        if options.num_beams > 1:
+            from .ct2.beam import CT2BeamDecoder
 
             if self._beam_decoder is None:
                 self._beam_decoder = CT2BeamDecoder(self)
-            prefix = (self.prompt_ids(prompt).tolist() if prompt else []) + list(self.prefix_ids)
-            seqs = self._beam_decoder.decode(enc, prefix, num_beams, max_new_tokens)
+            prefix = (self.prompt_ids(prompt).tolist() if prompt else []) + self.decoder_prefix(language)
+            seqs = self._beam_decoder.decode(enc, prefix, options.num_beams, options.max_new_tokens)
         else:
-            kwargs = dict(max_new_tokens=max_new_tokens, return_timestamps=False)
+            kwargs = dict(max_new_tokens=options.max_new_tokens, return_timestamps=False)
             if self.multilingual:
-                kwargs.update(language=self.language, task=self.task)
+                kwargs.update(language=language or self.language, task=self.task)
             if prompt:
                 kwargs["prompt_ids"] = self.prompt_ids(prompt).to(enc.device)
             out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc), **kwargs)

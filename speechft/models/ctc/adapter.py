@@ -22,64 +22,27 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..audio import SAMPLE_RATE
-from ..errors import SpeechftError
-from ..text import spoken_form
+from ...audio import SAMPLE_RATE
+from ...errors import SpeechftError
+from ...text import spoken_form
+from ..base import DecodeOptions, TrainTarget, refuse_options
+from .decoding import HOTWORD_MIN_BEAMS, ctc_beam_decode, ctc_greedy_decode
 
 log = logging.getLogger(__name__)
 
-HOTWORD_MIN_BEAMS = 8  # hotwords only act inside a beam: never search them with fewer
-DEFAULT_HOTWORD_WEIGHT = 10.0  # pyctcdecode's default: log-score bonus per hotword character
 SUPPRESSED_LOGIT = -1e4  # logit given to <s>, </s>, <unk>: the CTC head never should emit them
 NEW_ROW_NOISE = 0.01  # new output rows: mean of the old rows + this fraction of their std as noise
 NEW_ROW_SEED = 0  # new rows are reproducible
 PRIVATE_USE = 0xE000  # Unicode private-use area: labels of ids that are never emitted
-
-
-# ---- pure decoding helpers (labels: one string per output id, "" = blank, " " = word delimiter) --
-def ctc_greedy_decode(logits, labels: list[str]) -> str:
-    """Best path: argmax per frame, merge repeats, drop blanks. `logits` is [frames, vocab]."""
-    ids = np.asarray(logits).argmax(-1)
-    keep = np.ones(len(ids), dtype=bool)
-    keep[1:] = ids[1:] != ids[:-1]
-    return " ".join("".join(labels[i] for i in ids[keep]).split())
-
-
-@lru_cache(maxsize=8)
-def _beam_decoder(labels: tuple[str, ...], kenlm_model: str | None, alpha: float, beta: float):
-    try:
-        from pyctcdecode import build_ctcdecoder
-    except ImportError as e:
-        raise SpeechftError("beam search and hotwords need pyctcdecode. Fix: pip install --no-deps pyctcdecode pygtrie "
-                            "(a plain install downgrades numpy), or decode with num_beams=1") from e
-    kwargs = {"kenlm_model_path": kenlm_model, "alpha": alpha, "beta": beta} if kenlm_model else {}
-    try:
-        return build_ctcdecoder(list(labels), **kwargs)
-    except (OSError, RuntimeError, ValueError, ImportError) as e:
-        raise SpeechftError(f"cannot build the CTC beam decoder{f' with language model {kenlm_model}' if kenlm_model else ''}: {e}. "
-                            "Fix: check the .arpa/.bin file (a language model needs `pip install kenlm`)") from e
-
-
-def ctc_beam_decode(logits, labels: list[str], beam_width: int = HOTWORD_MIN_BEAMS, hotwords: list[str] | None = None,
-                    hotword_weight: float = DEFAULT_HOTWORD_WEIGHT, kenlm_model: str | None = None,
-                    lm_alpha: float = 0.5, lm_beta: float = 1.0) -> str:
-    """pyctcdecode beam search over [frames, vocab] logits, with hotwords and an optional KenLM model.
-
-    Hotwords must be written in the labels' character set (e.g. upper case for wav2vec2-base-960h);
-    each partial match of one scores `hotword_weight` per character, so a near-miss word in the
-    acoustics turns into the hotword when the beam holds both spellings.
-    """
-    decoder = _beam_decoder(tuple(labels), kenlm_model, lm_alpha, lm_beta)
-    text = decoder.decode(np.asarray(logits, dtype=np.float32), beam_width=beam_width, hotwords=hotwords or None,
-                          hotword_weight=hotword_weight)
-    return " ".join(text.split())
+# Options of DecodeOptions that only Whisper decoding uses (max_new_tokens is harmless: a CTC
+# output has one symbol per frame at most).
+UNSUPPORTED_OPTIONS = {"prompt", "language"}
 
 
 def receptive_field(kernels, strides) -> int:
@@ -231,31 +194,35 @@ class CTCAdapter:
         self.processor.tokenizer = new_tok
         self._read_vocab()
 
+    def feature_settings(self) -> dict:
+        """What determines the features besides the audio (the activation cache's key hashes it)."""
+        return self.processor.feature_extractor.to_dict()
+
     # ---- limits --------------------------------------------------------------------------------
     def limits(self, data_cfg):
         """Limits for training runs: no vocabulary check (prepare_for_training extends the vocabulary)."""
-        from ..validate import Limits
+        from ...validate import Limits
 
         return Limits(max_seconds=data_cfg.max_seconds, min_seconds=self.rf_samples / SAMPLE_RATE,
                       root=Path(data_cfg.root) if data_cfg.root else None)
 
-    def vocab_limits(self, data_cfg):
+    def validation_limits(self, data_cfg):
         """Limits with the model's character vocabulary (normalised, lower case), for `speechft validate --model`."""
         limits = self.limits(data_cfg)
         limits.vocab = {c.lower() for c in self.char_ids}
         return limits
 
-    def decode_options(self, eval_cfg) -> dict:
+    def decode_options(self, eval_cfg) -> DecodeOptions:
         """Decoder settings from the recipe's eval section."""
-        return {"num_beams": eval_cfg.num_beams}
+        return DecodeOptions(num_beams=eval_cfg.num_beams)
 
-    def zero_training_baselines(self, terms: list[str], eval_cfg) -> dict[str, dict]:
+    def zero_training_baselines(self, terms: list[str], eval_cfg) -> dict[str, DecodeOptions]:
         """The baseline to beat without training: the terms as hotwords of a beam search.
 
         The width is max(HOTWORD_MIN_BEAMS, eval.num_beams), applied by transcribe_hidden whenever
         hotwords are given, so these options never clash with decode_options' num_beams.
         """
-        return {"hotwords": {"hotwords": list(terms)}}
+        return {"hotwords": self.decode_options(eval_cfg).replace(hotwords=tuple(terms))}
 
     # ---- the encoder, unit by unit -------------------------------------------------------------
     def waveforms(self, audios: list) -> list[torch.Tensor]:
@@ -373,14 +340,15 @@ class CTCAdapter:
         return self.model.lm_head(self.model.dropout(x)).float(), lengths
 
     # ---- training ------------------------------------------------------------------------------
-    def loss(self, batch: CTCBatch, k: int, texts: list[str]) -> tuple[torch.Tensor, int]:
+    def loss(self, batch: CTCBatch, k: int, texts: list) -> tuple[torch.Tensor, int]:
         """CTC loss per label token from the output of the lowest k units; returns (loss, n_tokens).
 
-        SpecAugment and LayerDrop act in training mode. Utterances with fewer frames than their
-        labels need score 0 (zero_infinity) and are reported, never NaN.
+        `texts`: transcripts or TrainTarget objects (CTC uses their text; prompts and timestamps
+        are Whisper's). SpecAugment and LayerDrop act in training mode. Utterances with fewer
+        frames than their labels need score 0 (zero_infinity) and are reported, never NaN.
         """
         logits, lengths = self._logits(batch, k, augment=self.model.training)
-        targets = [self.target_ids(t) for t in texts]
+        targets = [self.target_ids(t.text if isinstance(t, TrainTarget) else t) for t in texts]
         target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
         n_tokens = int(target_lengths.sum())
         needed = torch.tensor([len(t) + sum(a == b for a, b in itertools.pairwise(t)) for t in targets])
@@ -397,30 +365,30 @@ class CTCAdapter:
 
     # ---- decoding ------------------------------------------------------------------------------
     @torch.no_grad()
-    def transcribe_hidden(self, batch: CTCBatch, k: int, num_beams: int = 1, hotwords: list[str] | None = None,
-                          hotword_weight: float = DEFAULT_HOTWORD_WEIGHT, kenlm_model: str | None = None,
-                          lm_alpha: float = 0.5, lm_beta: float = 1.0, **ignored) -> list[str]:
+    def transcribe_hidden(self, batch: CTCBatch, k: int, options: DecodeOptions = DecodeOptions()) -> list[str]:
         """Decode from the output of the lowest k units: greedy when num_beams == 1 and there are no
         hotwords nor language model, else pyctcdecode beam search (hotwords: >= HOTWORD_MIN_BEAMS).
-        Other options (Whisper's prompt, max_new_tokens) are ignored."""
+        Whisper-only options (prompt, language) are refused; max_new_tokens does not apply to CTC."""
+        refuse_options(options, self.family, UNSUPPORTED_OPTIONS)
         logits, lengths = self._logits(batch, k, augment=False)
         logits[..., self.suppressed] = SUPPRESSED_LOGIT
-        words = [w for w in (self.target_text(h) for h in hotwords or []) if w]
-        beams = max(num_beams, HOTWORD_MIN_BEAMS) if words else num_beams
+        words = [w for w in (self.target_text(h) for h in options.hotwords) if w]
+        beams = max(options.num_beams, HOTWORD_MIN_BEAMS) if words else options.num_beams
         out = []
         for row, n in zip(logits.cpu().numpy(), lengths.tolist()):
-            if beams <= 1 and not kenlm_model:
+            if beams <= 1 and not options.kenlm_model:
                 out.append(ctc_greedy_decode(row[:n], self.labels))
             else:
-                out.append(ctc_beam_decode(row[:n], self.labels, beams, words, hotword_weight, kenlm_model, lm_alpha, lm_beta))
+                out.append(ctc_beam_decode(row[:n], self.labels, beams, words, options.hotword_weight, options.kenlm_model,
+                                           options.lm_alpha, options.lm_beta))
         return out
 
     @torch.no_grad()
-    def transcribe_audio(self, audios: list, **decode) -> list[str]:
+    def transcribe_audio(self, audios: list, options: DecodeOptions = DecodeOptions()) -> list[str]:
         """Transcribe 16 kHz mono waveforms (used by `speechft transcribe`)."""
         self.model.eval()
         batch = self.collate(self.prefix_batch(audios, 0), next(self.model.parameters()).device)
-        return self.transcribe_hidden(batch, 0, **decode)
+        return self.transcribe_hidden(batch, 0, options)
 
     def save(self, out_dir) -> None:
         """save_pretrained for model and processor (the extended tokenizer included)."""

@@ -2,7 +2,7 @@
 
 CTranslate2 (faster-whisper) models are the only pretrained Whisper weights that can be
 installed offline here, but fine-tuning needs a `WhisperForConditionalGeneration`. This
-module reads CT2's binary format (ct2_format.py), undoes what ctranslate2's WhisperLoader did
+module reads CT2's binary format (format.py), undoes what ctranslate2's WhisperLoader did
 (`ctranslate2/converters/transformers.py`), and writes an ordinary HF model folder:
 config.json, generation_config.json, model.safetensors, tokenizer files, normalizer.json
 and preprocessor_config.json. fp16/bf16 -> fp32 is exact, so the import is lossless:
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpeechftError
-from ..io_utils import replace_dir
-from .ct2_format import _QUANTIZED_DTYPES, Ct2Model, read_ct2_model
+from ...errors import SpeechftError
+from ...io_utils import replace_dir
+from .format import QUANTIZED_DTYPES, Ct2Model, read_ct2_model
 
 WHISPER_SPEC_NAME = "WhisperSpec"
 CT2_GELU = 3  # ctranslate2.specs.common_spec.Activation.GELU
@@ -34,7 +34,7 @@ EOT, SOT, NO_TIMESTAMPS = "<|endoftext|>", "<|startoftranscript|>", "<|notimesta
 TRANSLATE, TRANSCRIBE, PREV = "<|translate|>", "<|transcribe|>", "<|startofprev|>"
 HF_WEIGHTS_FILE = "model.safetensors"
 # Whisper's English spelling map (MIT), which WhisperTokenizer.normalize() reads as normalizer.json.
-SPELLING_MAP = Path(__file__).resolve().parent.parent / "data" / "english_spelling.json"
+SPELLING_MAP = Path(__file__).resolve().parents[2] / "data" / "english_spelling.json"
 
 
 def _to_float32(name: str, value: np.ndarray) -> np.ndarray:
@@ -50,7 +50,7 @@ def _check_importable(model: Ct2Model, path: Path) -> None:
             "Fix: give the folder of a Whisper model converted with ct2-transformers-converter or faster-whisper"
         )
     for name, value in model.variables.items():
-        quant = _QUANTIZED_DTYPES.get(value.dtype.type) if value.ndim > 0 else None
+        quant = QUANTIZED_DTYPES.get(value.dtype.type) if value.ndim > 0 else None
         if quant or name.endswith("_scale"):
             raise SpeechftError(
                 f"{path} is quantized ({quant or 'scaled'} weights, e.g. {name}); the original weights "

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpeechftError
+from ...errors import SpeechftError
 
 CT2_BINARY_VERSION = 6  # the only model.bin layout written by ctranslate2 >= 3
 # CT2 dtype ids (include/ctranslate2/types.h): numpy dtype, or "bfloat16" (numpy has none).
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
-_QUANTIZED_DTYPES = {np.int8: "int8", np.int16: "int16"}
+QUANTIZED_DTYPES = {np.int8: "int8", np.int16: "int16"}
 
 
 @dataclass

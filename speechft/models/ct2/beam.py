@@ -45,11 +45,12 @@ class CT2BeamDecoder:
         if self._model is None or device != self._device or not torch.equal(checksum, self._checksum):
             import ctranslate2
 
-            from ..export import _convert, cpu_threads
+            from .convert import convert_to_ct2
+            from .runtime import cpu_threads
 
             with tempfile.TemporaryDirectory(prefix="speechft-ct2-") as tmp:
                 self.adapter.save(Path(tmp) / "hf")
-                _convert(Path(tmp) / "hf", Path(tmp) / "ct2", "float32")
+                convert_to_ct2(Path(tmp) / "hf", Path(tmp) / "ct2", "float32")
                 # The weights are read into memory here, so the folder can go.
                 self._model = ctranslate2.models.Whisper(str(Path(tmp) / "ct2"), device=device, compute_type="float32",
                                                          intra_threads=cpu_threads() if device == "cpu" else 0)

@@ -1,0 +1,177 @@
+"""Running an exported CTranslate2 Whisper folder through faster-whisper (what users deploy).
+
+`speechft export`'s parity check, `speechft serve` and the report's deployed-path rows all
+decode through these functions, so they measure the same thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...audio import SAMPLE_RATE
+from ...errors import SpeechftError
+
+CT2_WEIGHTS_FILE = "model.bin"
+MAX_NEW_TOKENS = 128  # the HF adapter's default, so both decoders stop at the same length
+# Deterministic decoding that matches HF greedy generate: one temperature (no sampling
+# fallback), no previous-text conditioning, no VAD and no silence skipping, which HF lacks.
+PARITY_DECODE_OPTIONS = {
+    "beam_size": 1,
+    "temperature": 0.0,
+    "without_timestamps": True,
+    "condition_on_previous_text": False,
+    "vad_filter": False,
+    "no_speech_threshold": None,
+    "log_prob_threshold": None,
+    "compression_ratio_threshold": None,
+    "max_new_tokens": MAX_NEW_TOKENS,
+}
+
+
+WINDOW_SECONDS = 30.0  # Whisper's input window: longer audio goes through faster-whisper's long-form loop
+SAMPLING_SEED = 0  # temperature fallback samples: seeded per call, so the same audio gives the same text
+
+
+@dataclass(frozen=True)
+class DeployedDecoding:
+    """How a deployed model decodes: `speechft serve`, the report's deployed-path rows and the
+    documented wyoming-faster-whisper options all use these settings.
+
+    Short audio (<= 30 s, one window) is decoded without timestamps, as training and the
+    report's HF rows do; longer audio goes through faster-whisper's long-form loop, which needs
+    timestamps to seek from window to window. The hallucination guards are faster-whisper's own
+    defaults; Silero VAD (bundled with faster-whisper) drops non-speech before decoding.
+    """
+
+    beams: int = 5  # faster-whisper's and wyoming-faster-whisper's default
+    prompt: str | None = None  # the model folder's shipped prompt by default; given to every window (hotwords)
+    language: str | None = None
+    vad_filter: bool = True
+    vad_min_silence_ms: int = 2000  # faster-whisper's VadOptions default
+    vad_speech_pad_ms: int = 400
+    no_speech_threshold: float | None = 0.6  # faster-whisper defaults from here down
+    log_prob_threshold: float | None = -1.0
+    compression_ratio_threshold: float | None = 2.4
+    temperature_fallback: bool = True  # retry at 0.2, 0.4, ... when a guard rejects the output
+    condition_on_previous_text: bool = True  # long audio: the previous window's text as prompt
+    word_timestamps: bool = False
+
+    def replace(self, **changes) -> "DeployedDecoding":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def transcribe_kwargs(self, seconds: float) -> dict:
+        """faster-whisper `transcribe` arguments for audio of this length.
+
+        A prompt goes in as faster-whisper's `hotwords`, which precede every window: for one
+        window that is exactly the `initial_prompt` token sequence (<|startofprev|> prompt,
+        start tokens), and long audio keeps the domain terms in view instead of losing them to
+        the previous windows' text. The previous text is then not added: the terms prompt (up
+        to 223 tokens) and the previous text would not both fit Whisper's 448-token context.
+        """
+        long = seconds > WINDOW_SECONDS
+        kwargs = {
+            "beam_size": self.beams,
+            "hotwords": self.prompt or None,
+            "without_timestamps": not long,
+            "condition_on_previous_text": self.condition_on_previous_text and not self.prompt,
+            "vad_filter": self.vad_filter,
+            "no_speech_threshold": self.no_speech_threshold,
+            "log_prob_threshold": self.log_prob_threshold,
+            "compression_ratio_threshold": self.compression_ratio_threshold,
+            "word_timestamps": self.word_timestamps,
+        }
+        if self.vad_filter:
+            kwargs["vad_parameters"] = {"min_silence_duration_ms": self.vad_min_silence_ms, "speech_pad_ms": self.vad_speech_pad_ms}
+        if not self.temperature_fallback:
+            kwargs["temperature"] = 0.0
+        return kwargs
+
+
+def transcribe_deployed(model, audio: np.ndarray, decoding: DeployedDecoding = DeployedDecoding()) -> tuple[str, list]:
+    """Transcribe a 16 kHz mono waveform of any length the way the deployed model does.
+
+    Returns (text, faster-whisper Segment list). Deterministic: the temperature fallback's
+    sampling is seeded on every call.
+    """
+    import ctranslate2
+
+    ctranslate2.set_random_seed(SAMPLING_SEED)
+    seconds = audio.size / SAMPLE_RATE
+    segments, _ = model.transcribe(audio, language=ct2_language(model, decoding.language), **decoding.transcribe_kwargs(seconds))
+    segments = list(segments)  # the generator decodes lazily
+    return " ".join(s.text.strip() for s in segments if s.text.strip()).strip(), segments
+
+
+def cpu_threads() -> int:
+    """Cores this process may use (CTranslate2 defaults to 4 threads, too many on 2 cores)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def is_ct2_dir(path: str | Path) -> bool:
+    """True for a CTranslate2 model folder (faster-whisper format)."""
+    return (Path(path) / CT2_WEIGHTS_FILE).is_file() and (Path(path) / "config.json").is_file()
+
+
+def load_ct2(model_dir: str | Path, compute_type: str = "default"):
+    """Load an exported folder with faster-whisper on the CPU.
+
+    "default" keeps the quantization chosen at export (int8 stays int8; float16, which a
+    CPU cannot run, becomes float32).
+
+    Raises:
+        SpeechftError: the folder cannot be loaded (naming it and the fix).
+    """
+    from faster_whisper import WhisperModel
+
+    # faster-whisper logs one INFO line per clip, which drowns the parity and server output.
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    try:
+        return WhisperModel(str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads())
+    except (RuntimeError, ValueError, OSError) as e:
+        raise SpeechftError(f"cannot load CTranslate2 model {model_dir}: {e}. Fix: re-export it with speechft export") from e
+
+
+def ct2_language(model, language: str | None) -> str:
+    """The language to force: the requested one for multilingual models, else English."""
+    return (language or "en") if model.model.is_multilingual else "en"
+
+
+def ct2_transcribe(model, audio: np.ndarray, language: str | None = "en", prompt: str | None = None,
+                   beams: int = 1) -> tuple[str, list]:
+    """Transcribe one 16 kHz mono waveform with the parity decoding options (greedy unless `beams` > 1).
+
+    Returns (text, segments) where segments are faster-whisper Segment objects.
+    """
+    segments, _ = model.transcribe(audio, language=ct2_language(model, language), initial_prompt=prompt or None,
+                                   **{**PARITY_DECODE_OPTIONS, "beam_size": beams})
+    segments = list(segments)  # the generator decodes lazily
+    return " ".join(s.text.strip() for s in segments).strip(), segments
+
+
+def ct2_generate_features(model, features: np.ndarray, language: str | None = "en") -> list[str]:
+    """Greedy CT2 decoding of given log-mel features [B, n_mels, 3000] (no re-padding)."""
+    import ctranslate2
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    multilingual = model.model.is_multilingual
+    tok = Tokenizer(model.hf_tokenizer, multilingual, task="transcribe", language=ct2_language(model, language))
+    prompt = list(tok.sot_sequence) + [tok.no_timestamps]
+    storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
+    results = model.model.generate(
+        storage, [prompt] * len(features), beam_size=1, max_length=len(prompt) + MAX_NEW_TOKENS,
+        suppress_blank=True, suppress_tokens=list(get_suppressed_tokens(tok, [-1])),
+    )
+    return [tok.decode(r.sequences_ids[0]).strip() for r in results]

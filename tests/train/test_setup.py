@@ -1,0 +1,39 @@
+"""Training set-up: parameter groups, step counts and the learning-rate schedule."""
+
+import pytest
+
+from speechft.config import TrainConfig
+from speechft.train import FreezeSchedule
+from speechft.train.setup import build_setup, param_groups, step_counts, warmup_linear_decay
+
+
+@pytest.mark.parametrize("policy", ["lower:1", "gradual", "encoder"])
+def test_param_groups_hold_every_parameter_that_ever_trains_at_train_lr(tiny_adapter, tiny_cfg, policy):
+    cfg = tiny_cfg(f"freeze.policy={policy}", "train.lr=3e-4", "train.warmup_ratio=0")
+    model = tiny_adapter().model
+    named = dict(model.named_parameters())
+    ever = FreezeSchedule(cfg.freeze, "whisper").ever_trainable(list(named))
+    groups = param_groups(model, ever, cfg.train)
+    assert [g.lr for g in groups] == [3e-4]
+    assert groups[0].names == [n for n in named if n in ever]  # the model's order
+    assert all(p is named[n] for n, p in zip(groups[0].names, groups[0].params))
+    if policy == "gradual":  # the last stage frees the whole encoder
+        assert set(groups[0].names) == set(named)
+    else:
+        assert not any(n.startswith("model.encoder.layers.0.") for n in groups[0].names)
+    setup = build_setup(groups, cfg.train, 8, next(model.parameters()).device, None)
+    assert list(setup.trainable) == groups[0].names and setup.params == groups[0].params
+    assert [g["lr"] for g in setup.optimizer.param_groups] == [3e-4]  # no warm-up: the full rate at step 0
+    assert not setup.scaler.is_enabled()  # fp32 on CPU
+
+
+def test_step_counts():
+    assert step_counts(10, TrainConfig(epochs=3, batch_size=4, grad_accum=2)) == (2, 6)  # 3 batches -> 2 steps per epoch
+    assert step_counts(10, TrainConfig(epochs=3, batch_size=4, grad_accum=2, max_steps=5)) == (2, 5)
+    assert step_counts(10, TrainConfig(epochs=3, batch_size=4, max_steps=50)) == (3, 9)
+
+
+def test_warmup_then_linear_decay():
+    f = warmup_linear_decay(2, 10)
+    assert [f(s) for s in (0, 1, 2, 6, 10, 12)] == [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
+    assert warmup_linear_decay(0, 4)(0) == 1.0
