@@ -66,14 +66,17 @@ async def transcribe(port: int, audio: np.ndarray) -> str:
 
 @pytest.fixture(scope="module")
 def wyoming_server(tmp_path_factory):
-    """wyoming-faster-whisper serving the int8 export of tiny.en on a free loopback port."""
-    from test_export import flite_export_int8
+    """wyoming-faster-whisper serving the int8 export of tiny.en on a free loopback port, with
+    the options docs/voice-assistants.md gives to decode as `speechft serve` does (the export
+    ships no speechft_decoding.json: beam 5, no prompt, VAD on)."""
+    from support import flite_export_int8
 
     model_dir, manifest = flite_export_int8(tmp_path_factory)
     port = free_port()
     log = tmp_path_factory.mktemp("wyoming") / "server.log"
     cmd = [sys.executable, "-m", "wyoming_faster_whisper", "--uri", f"tcp://{HOST}:{port}", "--model", str(model_dir),
-           "--data-dir", str(log.parent), "--language", "en", "--stt-library", "faster-whisper", "--beam-size", "1",
+           "--data-dir", str(log.parent), "--language", "en", "--stt-library", "faster-whisper", "--beam-size", "5",
+           "--vad-filter", "--vad-min-speech-ms", "0",
            "--local-files-only", "--cpu-threads", str(min(os.cpu_count() or 1, 2))]
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -90,7 +93,7 @@ def wyoming_server(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"wyoming-faster-whisper not ready after {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield port, manifest
+        yield port, manifest, model_dir
     finally:
         proc.terminate()
         try:
@@ -102,11 +105,17 @@ def wyoming_server(tmp_path_factory):
 
 @pytest.mark.slow
 def test_wyoming_transcribes_exported_model(wyoming_server):
+    """Its transcripts are right, and the same words `speechft serve` gives for the same clips."""
     from speechft.audio import load_audio
     from speechft.evaluate import score
+    from speechft.models.ct2.runtime import load_ct2, transcribe_deployed
 
-    port, manifest = wyoming_server
-    row = json.loads(Path(manifest).read_text().splitlines()[0])
-    audio = load_audio(Path(manifest).parent / row["audio_filepath"])
-    text = asyncio.run(transcribe(port, audio))
-    assert score([row["text"]], [text], [row["id"]]).wer <= 0.1, text
+    port, manifest, model_dir = wyoming_server
+    rows = [json.loads(line) for line in Path(manifest).read_text().splitlines()]
+    audios = [load_audio(Path(manifest).parent / row["audio_filepath"]) for row in rows]
+    texts = [asyncio.run(transcribe(port, audio)) for audio in audios]
+    ids = [row["id"] for row in rows]
+    assert score([row["text"] for row in rows], texts, ids).wer <= 0.1, texts
+    model = load_ct2(model_dir)
+    served = [transcribe_deployed(model, audio)[0] for audio in audios]
+    assert score(served, texts, ids).wer == 0, (served, texts)

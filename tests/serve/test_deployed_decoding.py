@@ -1,0 +1,182 @@
+"""The server decodes the way the deployed model should (`transcribe_deployed`): one window
+without timestamps up to 30 s, faster-whisper's long-form loop beyond; the hallucination
+guards and VAD on by default; the folder's shipped beams and prompt unless told otherwise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import FLITE, FLITE_SENTENCES, FLITE_VOICE, SR, get, post, tone, wav_bytes
+
+from speechft.export import export_ct2
+from speechft.models.shipped import ShippedDecoding, write_shipped
+from speechft.serve import make_server
+
+SHIPPED_PROMPT = "atorvastatin, apixaban, troponin"
+# Ten sentences with 1 s pauses: ~43 s, so the long-form loop crosses at least one window edge.
+LONG_SENTENCES = FLITE_SENTENCES + [
+    "The train to the city leaves at half past eight every morning.",
+    "We had dinner at a small restaurant near the river.",
+    "She reads a book before going to bed every night.",
+    "The children are playing football in the garden.",
+    "The museum is closed on Mondays but open late on Fridays.",
+]
+PAUSE_S = 1.0
+LONG_FORM_SLACK = 0.05  # long-form WER may exceed clip-by-clip WER by this much (a few words)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records the keyword arguments of every faster-whisper `transcribe` call, then decodes."""
+    from faster_whisper import WhisperModel
+
+    calls, real = [], WhisperModel.transcribe
+
+    def transcribe(self, audio, **kwargs):
+        calls.append(kwargs)
+        return real(self, audio, **kwargs)
+
+    monkeypatch.setattr(WhisperModel, "transcribe", transcribe)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def shipped_export(tiny_whisper_dir, tmp_path_factory) -> Path:
+    """The random tiny model as a recipe leaves it (shipping beams 2 and a prompt), exported:
+    `speechft export` carries speechft_decoding.json into the export folder."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("shipped")
+    model = shutil.copytree(tiny_whisper_dir, root / "model")
+    write_shipped(model, ShippedDecoding(num_beams=2, prompt=SHIPPED_PROMPT, note="test"))
+    export_ct2(model, root / "model-ct2", "int8")
+    return root / "model-ct2"
+
+
+def _verbose(url: str, audio: bytes, **fields) -> dict:
+    status, body = post(url, {"response_format": "verbose_json", **fields}, audio)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_the_shipped_prompt_is_used_unless_the_request_sends_its_own(shipped_export, spy):
+    fast = {"temperature_fallback": False}  # the random model: keep each decode short
+    with make_server(shipped_export, port=0, decoding=fast) as server:
+        health = json.loads(get(server.url, "/health")[1])
+        assert health["beam_size"] == 2 and health["decoding"]["prompt_source"] == "shipped"
+        assert _verbose(server.url, wav_bytes(1.0))["decoding"]["prompt"] == "shipped"
+        assert _verbose(server.url, wav_bytes(1.0), prompt="Metformin.")["decoding"]["prompt"] == "request"
+    assert [(c["hotwords"], c["beam_size"]) for c in spy] == [(SHIPPED_PROMPT, 2), ("Metformin.", 2)]
+    spy.clear()
+    with make_server(shipped_export, port=0, prompt="", beams=1, decoding=fast) as server:  # --prompt '' --beams 1
+        decoding = _verbose(server.url, wav_bytes(1.0))["decoding"]
+        assert decoding["prompt"] == "none" and decoding["beams"] == 1
+        assert _verbose(server.url, wav_bytes(1.0), prompt="Metformin.")["decoding"]["prompt"] == "request"
+    assert [(c["hotwords"], c["beam_size"]) for c in spy] == [(None, 1), ("Metformin.", 1)]
+
+
+def test_short_audio_is_one_window_and_long_audio_goes_long_form(shipped_export, spy):
+    with make_server(shipped_export, port=0, beams=1, decoding={"temperature_fallback": False}) as server:
+        short = _verbose(server.url, wav_bytes(tone(5.0, 300)))
+        long = _verbose(server.url, wav_bytes(tone(31.0, 300)), **{"timestamp_granularities[]": "word"})
+    assert short["decoding"]["long_form"] is False and long["decoding"]["long_form"] is True
+    assert [c["without_timestamps"] for c in spy] == [True, False]
+    assert all(c["vad_filter"] and c["no_speech_threshold"] == 0.6 and c["log_prob_threshold"] == -1.0
+               and c["compression_ratio_threshold"] == 2.4 for c in spy)
+    # The shipped prompt precedes every window, so the previous text is not added (no room for both).
+    assert all(c["hotwords"] == SHIPPED_PROMPT and not c["condition_on_previous_text"] for c in spy)
+    assert spy[1]["word_timestamps"] is True and isinstance(long["words"], list)
+
+
+def _flite(folder: Path, sentences: list[str]) -> list[np.ndarray]:
+    from speechft.audio import load_audio
+
+    if not Path(FLITE).is_file():
+        pytest.skip(f"{FLITE} missing: apt-get install flite")
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i, text in enumerate(sentences):
+        wav = folder / f"{i}.wav"
+        if not wav.is_file():
+            subprocess.run([FLITE, "-voice", FLITE_VOICE, "-t", text, "-o", str(wav)], check=True, timeout=60)
+        clips.append(load_audio(wav))
+    return clips
+
+
+def _long_form_vs_clips(url: str, clips: list[np.ndarray], label: str) -> None:
+    """Send the joined recording and each clip alone; compare WERs and check the timestamps."""
+    from speechft.evaluate import score
+
+    pause = np.zeros(int(PAUSE_S * SR), np.float32)
+    joined = np.concatenate([part for clip in clips for part in (clip, pause)])
+    long = _verbose(url, wav_bytes(joined))
+    one_by_one = [json.loads(post(url, file=wav_bytes(clip))[1])["text"] for clip in clips]
+    ids = [f"s{i}" for i in range(len(clips))]
+    clip_wer = score(LONG_SENTENCES, one_by_one, ids).wer
+    long_wer = score([" ".join(LONG_SENTENCES)], [long["text"]], ["long"]).wer
+    print(f"\n{label}: {joined.size / SR:.1f} s long-form WER {long_wer:.4f} vs clip by clip {clip_wer:.4f} "
+          f"({len(long['segments'])} segments)")
+    assert long["decoding"]["long_form"] is True and long["duration"] > 30
+    assert long_wer <= clip_wer + LONG_FORM_SLACK and long_wer < 0.15, long["text"]
+    starts = [s["start"] for s in long["segments"]]
+    assert starts == sorted(starts) and all(s["start"] < s["end"] <= long["duration"] + 0.5 for s in long["segments"])
+
+
+@pytest.mark.slow
+def test_long_recording_scores_like_its_sentences_one_by_one(tiny_en_ct2_dir, tiny_en_dir, tmp_path_factory):
+    """A >30 s recording of ten flite sentences with pauses, decoded by the real tiny.en: the
+    CT2 export through faster-whisper's long-form loop, the HF folder through transformers'
+    (the blind 30 s cut this replaces scored ~19% WER on such a clip, ~1% clip by clip)."""
+    clips = _flite(tmp_path_factory.getbasetemp() / "long_form_clips", LONG_SENTENCES)
+    with make_server(tiny_en_ct2_dir, port=0) as server:  # the deployed defaults
+        _long_form_vs_clips(server.url, clips, "CT2 tiny.en, beam 5, VAD")
+    with make_server(tiny_en_dir, port=0, beams=1) as server:  # greedy: transformers' beams are slow on a CPU
+        _long_form_vs_clips(server.url, clips, "HF tiny.en, greedy")
+
+
+def _non_speech() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * SR) / SR
+    return {
+        "silence 1 s": np.zeros(SR, np.float32),
+        "silence 5 s": np.zeros(5 * SR, np.float32),
+        "white noise 3 s": (0.1 * rng.standard_normal(3 * SR)).astype(np.float32),
+        "mains hum 4 s": (0.1 * np.sin(2 * np.pi * 50 * t) + 0.05 * np.sin(2 * np.pi * 100 * t)).astype(np.float32),
+    }
+
+
+@pytest.mark.slow
+def test_non_speech_gets_no_words_with_the_default_guards(tiny_en_ct2_dir):
+    """Whisper answers silence and noise with words ("you", "."); VAD and the guards do not."""
+    from speechft.models.ct2.runtime import ct2_transcribe
+
+    with make_server(tiny_en_ct2_dir, port=0) as server:
+        texts = {name: json.loads(post(server.url, file=wav_bytes(x))[1])["text"] for name, x in _non_speech().items()}
+        unguarded = {name: ct2_transcribe(server.backend.model, x)[0] for name, x in _non_speech().items()}
+    print(f"\nwithout VAD and guards (the parity options): {unguarded}")
+    assert texts == {name: "" for name in texts}
+    assert any(unguarded.values())  # the guards are what keeps the words out
+
+
+def test_a_prompt_reaches_every_window_and_short_clips_see_the_initial_prompt_sequence(tiny_en_ct2_dir):
+    """faster-whisper builds the same decoder prompt from `hotwords` as from `initial_prompt` for
+    one window, so short clips decode as the report measured; long audio keeps it on every window."""
+    from faster_whisper import WhisperModel
+    from faster_whisper.tokenizer import Tokenizer
+
+    from speechft.models.ct2.runtime import DeployedDecoding
+
+    model = WhisperModel(str(tiny_en_ct2_dir), device="cpu", compute_type="int8")
+    tok = Tokenizer(model.hf_tokenizer, False, task="transcribe", language="en")
+    prompt = "apixaban, heparin, troponin"
+    as_initial = model.get_prompt(tok, tok.encode(" " + prompt), without_timestamps=True)
+    as_hotwords = model.get_prompt(tok, [], without_timestamps=True, hotwords=prompt)
+    assert as_initial == as_hotwords
+    short, long = DeployedDecoding(prompt=prompt).transcribe_kwargs(5.0), DeployedDecoding(prompt=prompt).transcribe_kwargs(90.0)
+    assert short["hotwords"] == long["hotwords"] == prompt and short["without_timestamps"] and not long["without_timestamps"]
+    assert not long["condition_on_previous_text"]  # the terms and the previous text would not both fit
+    assert DeployedDecoding().transcribe_kwargs(90.0)["condition_on_previous_text"]
