@@ -3,25 +3,29 @@
 Severity:
 - error:   the utterance cannot be used; `speechft run` stops unless data.skip_invalid is set.
 - drop:    the utterance is left out with a report line, the run goes on (audio longer than
-           the model's window; Whisper cannot see past 30 s).
+           the model's window, as Whisper cannot see past 30 s; implausible data: a clip too
+           short to hold speech, a transcript spoken implausibly slowly or fast).
 - split:   audio longer than the window that data.long_audio: split will cut at its segment
            boundaries (segment.py); usable, the runner replaces it by its pieces.
-- warning: the utterance is usable after automatic conversion (resampling, down-mixing).
+- warning: the utterance is usable after automatic conversion (resampling, down-mixing), or
+           the pretrained model heard something else (`speechft validate --model M --max-wer X`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, audio_info
 from .errors import SpeechftError
-from .manifest import Utterance, parse_line
+from .manifest import ManifestLineError, Utterance, parse_line
+from .manifest import short_repr as _short
 from .segment import SEGMENTS_FORMAT, CannotSplit, Piece, plan_utterance
 from .text import normalize, spoken_form
 
@@ -61,14 +65,16 @@ class Limits:
     vocab: set[str] | None = None  # CTC character vocabulary (after normalisation)
     root: Path | None = None  # audio must stay inside it when set
     long_audio: str = "drop"  # drop | split (see segment.py)
+    allow_empty_text: bool = False  # a non-speech set: text "" means "the model should output nothing"
+    # Plausibility (data.min_seconds, data.min/max_chars_per_second; 0 = off): implausible lines are dropped.
+    min_clip_seconds: float = 0.0
+    min_chars_per_second: float = 0.0  # of the normalised text
+    max_chars_per_second: float = 0.0
 
-
-def _short(value, n: int = 60) -> str:
-    """repr() cut to n characters; paths keep their end, where the file name is."""
-    s = repr(value)
-    if len(s) <= n:
-        return s
-    return "..." + s[-(n - 3):] if isinstance(value, (str, Path)) and os.sep in str(value) else s[: n - 3] + "..."
+    def with_data_checks(self, data) -> "Limits":
+        """These limits with the plausibility checks of a DataConfig."""
+        return replace(self, min_clip_seconds=data.min_seconds, min_chars_per_second=data.min_chars_per_second,
+                       max_chars_per_second=data.max_chars_per_second)
 
 
 def _long_audio(utt: Utterance, samples: np.ndarray, sr: int, limits: Limits, p) -> tuple[Problem, list[Piece] | None]:
@@ -113,7 +119,8 @@ def _check_audio(utt: Utterance, line: int, manifest: str, limits: Limits) -> tu
         return [p("audio_filepath", path, "audio has zero samples", "re-record or remove the line")], None
     if not np.isfinite(samples).all():
         return [p("audio_filepath", path, "audio contains NaN or Inf samples", "re-export the audio or remove the line")], None
-    if float(np.abs(samples).max()) < SILENCE_PEAK:
+    # Silence is a fine non-speech clip (empty transcript allowed); with words it is a wrong pair.
+    if float(np.abs(samples).max()) < SILENCE_PEAK and not (limits.allow_empty_text and not utt.text.strip()):
         problems.append(p("audio_filepath", path, "audio is silent", "check the recording or remove the line"))
     if sr != SAMPLE_RATE:
         problems.append(p("sample_rate", sr, f"resampled to {SAMPLE_RATE} Hz on load" + (" (narrow-band: no content above 4 kHz)" if sr < SAMPLE_RATE else ""), "none needed; resample offline to save time", "warning"))
@@ -127,7 +134,30 @@ def _check_audio(utt: Utterance, line: int, manifest: str, limits: Limits) -> tu
         problems.append(problem)
     if seconds < limits.min_seconds:
         problems.append(p("duration", round(seconds, 3), f"shorter than the model's receptive field ({limits.min_seconds:.3f} s)", "remove the line or pad the audio"))
+    if not any(q.severity in BLOCKING for q in problems):  # one reason per left-out line
+        problems += _implausible(utt, seconds, limits, p)
     return problems, pieces
+
+
+def _implausible(utt: Utterance, seconds: float, limits: Limits, p) -> list[Problem]:
+    """Drops for data that cannot be what it claims: a clip too short to hold speech, or a
+    transcript spoken implausibly slowly or fast (it belongs to another clip, or was cut off)."""
+    if seconds < limits.min_clip_seconds:
+        return [p("duration", round(seconds, 3), f"too short to hold speech ({seconds:.3f} s < data.min_seconds={limits.min_clip_seconds:g} s); dropped",
+                  "check the recording and its transcript, or remove the line", "drop")]
+    chars = len(normalize(utt.text))
+    if not chars:  # no transcript to measure (an error already, or an allowed non-speech clip)
+        return []
+    rate = chars / seconds
+    said = f"{_short(utt.text, 40)} ({chars} characters) in {seconds:.2f} s is {rate:.2f} characters/s"
+    fix = "check that the transcript belongs to this audio and is complete, or remove the line"
+    if limits.min_chars_per_second and rate < limits.min_chars_per_second:
+        return [p("speaking_rate", round(rate, 2), f"speaking rate implausibly slow ({said}, below data.min_chars_per_second={limits.min_chars_per_second:g}); dropped",
+                  f"{fix} (long silence: trim it)", "drop")]
+    if limits.max_chars_per_second and rate > limits.max_chars_per_second:
+        return [p("speaking_rate", round(rate, 2), f"speaking rate implausibly fast ({said}, above data.max_chars_per_second={limits.max_chars_per_second:g}); dropped",
+                  fix, "drop")]
+    return []
 
 
 def _check_text(utt: Utterance, line: int, manifest: str, limits: Limits) -> list[Problem]:
@@ -136,6 +166,8 @@ def _check_text(utt: Utterance, line: int, manifest: str, limits: Limits) -> lis
 
     norm = normalize(utt.text)
     if not norm:
+        if limits.allow_empty_text and not utt.text.strip():
+            return []  # a non-speech clip: "should output nothing" is the label
         return [p("text is empty after normalisation (nothing to learn)", "write the transcript, or remove the line")]
     problems = []
     if limits.vocab is not None:  # character models learn the spoken form (text.spoken_form)
@@ -152,8 +184,14 @@ def _check_text(utt: Utterance, line: int, manifest: str, limits: Limits) -> lis
     return problems
 
 
-def validate_manifest(path: str | Path, limits: Limits | None = None, jobs: int = 4) -> tuple[list[Utterance], list[Problem]]:
+def validate_manifest(path: str | Path, limits: Limits | None = None, jobs: int = 4,
+                      heard: Callable[[list[Utterance]], Any] | None = None, max_wer: float = 0.5) -> tuple[list[Utterance], list[Problem]]:
     """Check every line of one manifest.
+
+    Args:
+        heard: transcribes and scores utterances (evaluate.evaluate with a pretrained model);
+            usable lines it hears with a WER above `max_wer` are listed as suspect transcripts
+            (warnings: they stay usable, a person decides).
 
     Returns:
         (usable utterances, all problems). Usable = no problem of severity error or drop; an
@@ -172,13 +210,10 @@ def validate_manifest(path: str | Path, limits: Limits | None = None, jobs: int 
                 continue
             try:
                 d = parse_line(raw, line_no, path)
-                entries.append((line_no, Utterance.from_dict(d, path.parent.resolve(), line_no)))
-            except SpeechftError as e:
-                msg = str(e).split(": ", 1)[-1]
-                problem, _, fix = msg.partition(". Fix: ")
-                problems.append(Problem(name, line_no, "", "line", _short(raw[:60].decode("utf-8", "replace")), problem, fix or "correct the line"))
-            except (TypeError, ValueError) as e:
-                problems.append(Problem(name, line_no, "", "line", _short(raw[:60].decode("utf-8", "replace")), f"bad value: {e}", "duration must be a number, audio_filepath and text strings"))
+            except ManifestLineError as e:
+                problems.append(Problem(name, line_no, e.id, e.field, e.value, e.problem, e.fix))
+                continue
+            entries.append((line_no, Utterance.from_dict(d, path.parent.resolve(), line_no)))
 
     seen: dict[str, int] = {}
     for line_no, utt in entries:
@@ -202,20 +237,42 @@ def validate_manifest(path: str | Path, limits: Limits | None = None, jobs: int 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         per_utt = list(pool.map(check, entries))
     bad_lines = {p.line for p in problems if p.severity in BLOCKING}
-    usable = []
+    usable, whole = [], {}
     for (line_no, utt), probs in zip(entries, per_utt):
         problems.extend(probs)
         if line_no not in bad_lines and not any(p.severity in BLOCKING for p in probs):
             usable.append(utt)
+            if not any(p.severity == "split" for p in probs):  # over-long audio: the model hears only its first window
+                whole[utt.id] = line_no
+    if heard is not None and whole:
+        problems += suspect_transcripts(name, heard([u for u in usable if u.id in whole]), whole, max_wer)
     problems.sort(key=lambda p: p.line)
     return usable, problems
 
 
-def validate_manifests(paths, limits: Limits | None = None) -> list[Problem]:
-    """All problems of several manifests (ids must be unique within each manifest)."""
+def suspect_transcripts(manifest: str, result, lines: dict[str, int], max_wer: float) -> list[Problem]:
+    """Warnings for utterances the model heard differently from their transcript.
+
+    Args:
+        result: per-utterance scores (evaluate.EvalResult: .utterances with id, ref, hyp, errors, words).
+        lines: the manifest line of each utterance id.
+    """
+    problems = []
+    for r in result.utterances:
+        wer = r.errors / r.words if r.words else (math.inf if r.errors else 0.0)
+        if wer > max_wer:
+            how = f"WER {wer:.2f} > {max_wer:g}" if r.words else "the line is labelled as non-speech"
+            problems.append(Problem(manifest, lines[r.id], r.id, "text", _short(r.ref), f"suspect transcript: model heard {_short(r.hyp.strip())} ({how})",
+                                    "listen to the clip: correct the text if it is wrong, remove the line if the audio is", "warning"))
+    return problems
+
+
+def validate_manifests(paths, limits: Limits | None = None, heard: Callable[[list[Utterance]], Any] | None = None,
+                       max_wer: float = 0.5) -> list[Problem]:
+    """All problems of several manifests (ids must be unique within each manifest); see validate_manifest."""
     problems = []
     for path in paths:
-        problems.extend(validate_manifest(path, limits)[1])
+        problems.extend(validate_manifest(path, limits, heard=heard, max_wer=max_wer)[1])
     return problems
 
 

@@ -3,6 +3,7 @@
 The inputs come from the bad-input corpus tests/data/bad/ (conftest.bad_corpus makes it).
 """
 
+import json
 import os
 
 import numpy as np
@@ -11,6 +12,9 @@ import soundfile as sf
 
 from support import write_manifest, write_tone_wav
 from speechft.cli import main
+from speechft.config import DataConfig
+from speechft.errors import SpeechftError
+from speechft.evaluate import score
 from speechft.manifest import read_manifest
 from speechft.segment import CannotSplit, parse_segments, split_long
 from speechft.validate import Limits, validate_manifest
@@ -199,3 +203,147 @@ def test_short_audio_with_segments_is_left_alone(tmp_path, bad_corpus):
         {"audio_filepath": str(bad_corpus / "tone.wav"), "text": "hi", "segments": [{"start": 0, "end": 1, "text": "hi"}]}]))
     assert split_long(utt, 30.0, tmp_path / "pieces") == (utt, {"utterances": 0, "pieces": 0})
     assert not (tmp_path / "pieces").exists()
+
+
+# ---- data that lies: wrong types, a byte-order mark, clips that cannot match their text -----------
+
+def _data_checks(**kw) -> Limits:
+    """Limits with the recipe's plausibility checks (DataConfig defaults), as `speechft validate` uses."""
+    return Limits().with_data_checks(DataConfig(train="-", dev="-", test="-", **kw))
+
+
+def test_lies_are_each_named_with_line_id_and_reason(bad_corpus):
+    usable, problems = validate_manifest(bad_corpus / "lies.jsonl", _data_checks())
+    by_line = {p.line: p for p in problems}
+    assert len(by_line) == len(problems) == 6 and 1 not in by_line  # the byte-order-mark line is fine
+    assert [u.id for u in usable] == ["bom"] and usable[0].text == "hi there"
+    expect = {
+        2: ("error", "null", "text", "None", "text is null, not a string"),
+        3: ("error", "number", "text", "123", "text is a number, not a string"),
+        4: ("error", "abc", "duration", "'abc'", "duration is a string, not a number"),
+        5: ("drop", "blip", "duration", "0.02", "too short to hold speech"),
+        6: ("drop", "slow", "speaking_rate", "0.17", "speaking rate implausibly slow"),
+        7: ("drop", "fast", "speaking_rate", "60.0", "speaking rate implausibly fast"),
+    }
+    for line, (severity, uid, field, value, problem) in expect.items():
+        p = by_line[line]
+        assert (p.severity, p.id, p.field, p.value) == (severity, uid, field, value), p.message
+        assert p.problem.startswith(problem) and "Fix: " in p.message
+        assert p.message.startswith(f"{severity.upper()} {bad_corpus / 'lies.jsonl'}:{line} id={uid} {field}={value}: ")
+    assert "'hi' (2 characters) in 12.00 s" in by_line[6].problem and "data.min_chars_per_second=0.5" in by_line[6].problem
+
+
+def test_cli_lists_every_lie_without_traceback(bad_corpus, capsys):
+    assert main(["validate", str(bad_corpus / "lies.jsonl")]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    for line, uid in ((2, "null"), (3, "number"), (4, "abc"), (5, "blip"), (6, "slow"), (7, "fast")):
+        assert f"lies.jsonl:{line} id={uid} " in captured.out
+    assert "lies.jsonl:1 " not in captured.out and "BOM" not in captured.out
+    assert "3 error(s), 3 dropped, 0 warning(s)" in captured.out
+
+
+def test_cli_plausibility_thresholds_are_options(bad_corpus, capsys):
+    assert main(["validate", str(bad_corpus / "lies.jsonl"), "--min-seconds", "0", "--min-chars-per-second", "0",
+                 "--max-chars-per-second", "0"]) == 1
+    assert "3 error(s), 0 dropped" in capsys.readouterr().out
+
+
+def test_plausibility_checks_are_off_without_data_limits(bad_corpus):
+    """Limits() describes only what a model can take; the recipe and `speechft validate` add the data checks."""
+    _, problems = validate_manifest(bad_corpus / "lies.jsonl")
+    assert {p.line for p in problems} == {2, 3, 4}
+
+
+def test_an_over_long_clip_gets_one_reason_only(bad_corpus):
+    _, problems = validate_manifest(bad_corpus / "long.jsonl", _data_checks())  # "a long tone": 0.35 characters/s too
+    assert [p.problem for p in problems if p.id == "long"] == ["longer than the model's 30 s window; dropped"]
+
+
+def test_empty_text_is_allowed_only_for_a_nonspeech_set(bad_corpus, capsys):
+    usable, problems = validate_manifest(bad_corpus / "nonspeech.jsonl", _data_checks())
+    assert usable == [] and [(p.id, p.problem) for p in problems] == [
+        ("noise", "text is empty after normalisation (nothing to learn)"), ("punct", "text is empty after normalisation (nothing to learn)")]
+    usable, problems = validate_manifest(bad_corpus / "nonspeech.jsonl", Limits(allow_empty_text=True).with_data_checks(
+        DataConfig(train="-", dev="-", test="-")))
+    assert [u.id for u in usable] == ["noise"]  # "" = should output nothing; no speaking rate to check
+    assert [p.id for p in problems] == ["punct"]  # "?!" is still a transcript that lost its words
+    assert main(["validate", "--allow-empty-text", str(bad_corpus / "nonspeech.jsonl")]) == 1
+    out = capsys.readouterr().out
+    assert "id=punct" in out and "id=noise" not in out and "1 error(s)" in out
+
+
+def test_recipe_counts_drops_by_reason(bad_corpus, tiny_dataset, tmp_path):
+    from speechft.config import load_config
+    from speechft.recipe import load_sets
+
+    rows = [json.loads(line) for line in (bad_corpus / "lies.jsonl").read_bytes().decode("utf-8-sig").splitlines()]
+    rows = [dict(r, audio_filepath=str(bad_corpus / r["audio_filepath"])) for r in rows if r["id"] in ("bom", "blip", "slow", "fast")]
+    rows.append(dict(rows[-1], id="fast2"))
+    train = write_manifest(tmp_path / "train.jsonl", rows)
+    cfg = load_config(None, [f"data.train={train}", f"data.dev={tiny_dataset['dev']}", f"data.test={tiny_dataset['test']}"])
+    sets, skipped, _ = load_sets(cfg, Limits())
+    assert [u.id for u in sets["train"]] == ["bom"]
+    assert skipped == {"count": 4, "reasons": {"too short to hold speech": 1, "speaking rate implausibly slow": 1,
+                                               "speaking rate implausibly fast": 2}}
+    off = load_config(None, [f"data.train={train}", f"data.dev={tiny_dataset['dev']}", f"data.test={tiny_dataset['test']}",
+                             "data.min_seconds=0", "data.min_chars_per_second=0", "data.max_chars_per_second=0"])
+    assert load_sets(off, Limits())[1] == {"count": 0, "reasons": {}}
+
+
+@pytest.mark.parametrize("override,named", [
+    ("data.min_seconds=-1", "data.min_seconds=-1"),
+    ("data.min_seconds=40", "data.min_seconds=40"),
+    ("data.min_chars_per_second=-1", "data.min_chars_per_second=-1"),
+    ("data.min_chars_per_second=50", "data.min_chars_per_second=50"),
+])
+def test_plausibility_settings_are_checked(override, named):
+    from speechft.config import load_config
+
+    with pytest.raises(SpeechftError, match=named):
+        load_config(None, ["data.train=a", "data.dev=b", "data.test=c", override])
+
+
+# ---- suspect transcripts: what a pretrained model hears, listed, never dropped -----------------
+
+def _fake_heard(hyps: dict[str, str]):
+    """evaluate() with a model that hears `hyps` (by id)."""
+    def heard(utts):
+        return score([u.text for u in utts], [hyps[u.id] for u in utts], [u.id for u in utts])
+    return heard
+
+
+def test_suspect_transcripts_are_warnings(tmp_path, bad_corpus):
+    tone = bad_corpus / "tone.wav"
+    m = write_manifest(tmp_path / "m.jsonl", [_row(tone, "check the troponin", "ok"), _row(tone, "hold the metformin", "wrong"),
+                                              _row(tmp_path / "gone.wav", "x", "gone"), {"audio_filepath": str(tone), "text": "", "id": "quiet"}])
+    heard = _fake_heard({"ok": "check the troponin", "wrong": "start apixaban now", "quiet": "thank you"})
+    usable, problems = validate_manifest(m, Limits(allow_empty_text=True), heard=heard, max_wer=0.5)
+    assert [u.id for u in usable] == ["ok", "wrong", "quiet"]  # listed, not dropped
+    by_id = {p.id: p for p in problems}
+    assert set(by_id) == {"wrong", "gone", "quiet"}  # the missing file is not transcribed
+    w = by_id["wrong"]
+    assert (w.severity, w.line, w.field, w.value) == ("warning", 2, "text", "'hold the metformin'")
+    assert w.problem == "suspect transcript: model heard 'start apixaban now' (WER 1.00 > 0.5)" and "listen to the clip" in w.fix
+    assert "model heard 'thank you'" in by_id["quiet"].problem and "non-speech" in by_id["quiet"].problem
+
+
+def test_max_wer_needs_a_model(bad_corpus, capsys):
+    assert main(["validate", str(bad_corpus / "lies.jsonl"), "--max-wer", "0.5"]) == 2
+    assert "Fix: add --model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_model_flags_the_mislabelled_clip(tiny_en_dir, tmp_path, capsys):
+    from support import flite_manifest
+
+    sentences = ["please hold while I try to locate the person you are calling", "the weather is lovely today"]
+    manifest = flite_manifest(tmp_path / "clips", sentences)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    rows[1]["text"] = "hello there general kenobi"  # the label of another clip
+    manifest = write_manifest(manifest, rows)
+    assert main(["validate", str(manifest), "--model", str(tiny_en_dir), "--max-wer", "0.5"]) == 0  # warnings only
+    out = capsys.readouterr().out
+    assert "manifest.jsonl:1 " not in out, out
+    assert "WARNING" in out and "manifest.jsonl:2 id=s1 text='hello there general kenobi': suspect transcript: model heard '" in out, out
+    assert "0 error(s), 0 dropped, 1 warning(s)" in out
