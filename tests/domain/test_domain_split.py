@@ -1,0 +1,79 @@
+"""Cleaning, the split by document, term coverage and carrier sentences."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from speechft.domain.coverage import add_carriers, count_terms, coverage_tsv
+from speechft.domain.split import SpokenSentence, clean, split_by_document
+from speechft.domain.templates import TEMPLATES, carrier_sentences
+from speechft.errors import SpeechftError
+from speechft.text import count_term, normalize
+
+
+def _s(text: str, doc: str = "d0") -> SpokenSentence:
+    return SpokenSentence(text, text, "x.txt", 1, doc)
+
+
+def test_clean_drops_duplicates_short_long_and_held_out_sentences_with_counts():
+    sents = [_s("Give five milligrams of apixaban now."), _s("give 5 milligrams of apixaban now"), _s("Too short."),
+             _s(" ".join(["word"] * 60) + "."), _s("This one is the real speech sentence."), _s("")]
+    kept, dropped = clean(sents, held_out={normalize("This one is the real speech sentence.")})
+    assert [s.text for s in kept] == ["Give five milligrams of apixaban now."]
+    assert dropped == {"duplicates (after normalisation)": 1, "too short (< 4 words)": 1, "too long (> 50 words)": 1,
+                       "also a real-speech test transcript": 1, "no words left after spoken normalisation": 1}
+
+
+def _corpus(sizes: list[int]) -> list[SpokenSentence]:
+    return [_s(f"Document {d} sentence {i} is here.", f"doc{d}") for d, n in enumerate(sizes) for i in range(n)]
+
+
+def test_splits_take_whole_documents_and_the_largest_trains():
+    sents = _corpus([5, 30, 4, 6, 5, 7, 3, 8])
+    splits = split_by_document(sents, seed=0)
+    docs = {name: {s.document for s in ss} for name, ss in splits.items()}
+    assert all(docs.values())
+    assert not docs["train"] & docs["test"] and not docs["train"] & docs["dev"] and not docs["dev"] & docs["test"]
+    assert "doc1" in docs["train"]
+    assert sum(len(ss) for ss in splits.values()) == len(sents)
+    assert len(splits["test"]) >= 0.2 * len(sents) and len(splits["dev"]) >= 0.1 * len(sents)
+    assert split_by_document(sents, seed=0) == splits  # deterministic
+    assert any(split_by_document(sents, seed=k)["test"] != splits["test"] for k in range(1, 6))
+
+
+def test_three_documents_give_one_to_each_split():
+    splits = split_by_document(_corpus([3, 3, 9]), seed=3)
+    assert [len({s.document for s in splits[n]}) for n in ("train", "dev", "test")] == [1, 1, 1]
+    assert {s.document for s in splits["train"]} == {"doc2"}
+
+
+def test_fewer_than_three_documents_is_an_error():
+    with pytest.raises(SpeechftError, match="2 document"):
+        split_by_document(_corpus([4, 4]))
+
+
+def test_carrier_sentences_fill_train_to_the_minimum_and_name_terms_they_cannot_hold():
+    cov = count_terms(["apixaban", "flight level", "heparin", "+++"],
+                      {"train": ["Start apixaban today.", "Heparin then heparin again.", "Climb to flight level three."],
+                       "dev": ["Apixaban was held."], "test": []})
+    assert [(c.term, c.counts["train"], c.counts["dev"]) for c in cov] == [
+        ("apixaban", 1, 1), ("flight level", 1, 0), ("heparin", 2, 0), ("+++", 0, 0)]
+    sentences, problems = add_carriers(cov, speak=lambda s: s, min_train=3)
+    assert [c.templates for c in cov] == [2, 2, 1, 0]
+    assert len(sentences) == 5 and all(any(count_term(normalize(s), t) for t in ("apixaban", "flight level", "heparin"))
+                                       for s in sentences)
+    assert len(problems) == 1 and "'+++'" in problems[0] and "Fix:" in problems[0]
+    assert coverage_tsv(cov, ["train", "dev", "test"]).splitlines()[:2] == ["term\ttrain\tdev\ttest\ttemplates",
+                                                                            "apixaban\t1\t1\t0\t2"]
+
+
+def test_templates_are_plain_spoken_text_and_vary():
+    for t in TEMPLATES:
+        assert t.count("{term}") == 1 and not re.search(r"\d", t)
+        assert set(t.replace("{term}", "")) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,?!'-")
+    assert len({t.split()[0] for t in TEMPLATES}) >= len(TEMPLATES) // 2  # varied openings
+    three = carrier_sentences("apixaban", 3)
+    assert len(set(three)) == 3 and carrier_sentences("apixaban", 3) == three
+    assert carrier_sentences("heparin", 1) != carrier_sentences("apixaban", 1)

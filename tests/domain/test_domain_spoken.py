@@ -1,0 +1,83 @@
+"""Written -> spoken text, and the abbreviation table (built-in and abbreviations.tsv)."""
+
+from __future__ import annotations
+
+import pytest
+
+from speechft.domain.abbreviations import abbreviation_table, read_abbreviations, table_file_text
+from speechft.domain.spoken import say_number, to_spoken, unspoken
+from speechft.errors import SpeechftError
+
+TABLE = abbreviation_table()
+
+
+@pytest.mark.parametrize(("written", "spoken"), [
+    ("0.1 mg/kg PO BID", "Zero point one milligrams per kilogram by mouth twice a day."),
+    ("Give 1 mg IV then 2.5 mg.", "Give one milligram intravenous then two point five milligrams."),
+    ("Repeat x2 over 5-10 min.", "Repeat times two over five to ten minutes."),
+    ("Rate was 140, INR 3.8.", "Rate was one hundred and forty, INR three point eight."),
+    ("The 3rd and 21st doses.", "The third and twenty first doses."),
+    ("Up 5% to 12.5%.", "Up five percent to twelve point five percent."),
+    ("BP 120/80 mmHg, 1/2 tab.", "BP one hundred and twenty over eighty millimeters of mercury, one half tablet."),
+    ("Seen on 12/03/2024 at 14:30.", "Seen on the twelfth of March, twenty twenty four at fourteen thirty."),
+    ("Admitted 2024-03-12, 9:05 pm.", "Admitted March twelfth, twenty twenty four, nine oh five p m."),
+    ("Since 2019 on 1 g q6h PRN.", "Since twenty nineteen on one gram every six hours as needed."),
+    ("Temp 38.5\u00b0C, -5 \u00b0C outside.", "Temp thirty eight point five degrees Celsius, minus five degrees Celsius outside."),
+    ("It cost $1.50 or \u00a320 million.", "It cost one dollar and fifty cents or twenty million pounds."),
+    ("Climb FL350, squawk 4613, runway 27L.", "Climb flight level three five zero, squawk four six one three, runway two seven left."),
+    ("Dr. Lee, e.g. w/ food & water (approx.)", "Doctor Lee, for example with food and water, approximately."),
+    ("Vitamin B12 and COVID-19.", "Vitamin B twelve and COVID nineteen."),
+    ("Dose in mg/kg, not mg.", "Dose in milligrams per kilogram, not milligrams."),
+])
+def test_written_becomes_spoken(written, spoken):
+    assert to_spoken(written, TABLE) == spoken
+
+
+MESSY = [
+    "0.1 mg/kg PO BID x 5 d; 10-20 mL/h IV; 1,500 units SC q4-6h; 37.8\u00b0C; 99% SpO2 @ 2 L/min",
+    "Pt 72 y/o s/p CABG 2019, c/o CP w/ exertion, HR 52 bpm, K+ 3.1 mmol/L (ref 3.5-5.0)",
+    "12/31/2024 23:59 -> 01.01.25 00:01; 3 tabs TID \u00d7 7 days = 21 tabs; #2 of 10",
+    "FL 240, hdg 090, QNH 1013 hPa, 25 NM, 3000 ft, 121.5 MHz, 15 kts",
+]
+
+
+@pytest.mark.parametrize("written", MESSY)
+def test_no_digit_or_abbreviation_reaches_the_spoken_text(written):
+    spoken = to_spoken(written, TABLE)
+    assert unspoken(spoken, TABLE) == []
+    assert not any(c.isdigit() for c in spoken)
+    assert set(spoken) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,?!'-")
+
+
+def test_unspoken_finds_digits_and_table_abbreviations():
+    assert unspoken("Give 5 mg PO now, e.g. today.", TABLE) == ["5", "mg", "PO", "e.g."]
+    assert unspoken("Give five milligrams by mouth.", TABLE) == []
+
+
+@pytest.mark.parametrize(("number", "words"), [
+    ("0.1", "zero point one"), ("1,500", "one thousand five hundred"), (".5", "point five"), ("2024", "two thousand and twenty four"),
+])
+def test_numbers_are_read_by_num2words(number, words):
+    assert say_number(number) == words
+
+
+def test_domain_table_extends_and_overrides_the_built_in_one(tmp_path):
+    tsv = tmp_path / "abbreviations.tsv"
+    tsv.write_text("# comment\nECG\telectrocardiogram\nOD\tOD\ngtts\tdrop|drops\nmg\tmilligramme|milligrammes\n", encoding="utf-8")
+    table = abbreviation_table(tsv)
+    assert to_spoken("ECG normal, OD dose, 1 gtts, 2 gtts, 5 mg.", table) == \
+        "Electrocardiogram normal, OD dose, one drop, two drops, five milligrammes."
+    assert "ECG\telectrocardiogram" in table_file_text(read_abbreviations(tsv))
+
+
+def test_terms_are_kept_as_written():
+    table = TABLE.without({"IV", "bpm"})
+    assert to_spoken("Give IV fluids at 60 bpm.", table) == "Give IV fluids at sixty bpm."
+
+
+def test_a_malformed_table_lists_every_bad_line(tmp_path):
+    tsv = tmp_path / "abbreviations.tsv"
+    tsv.write_text("ECG electrocardiogram\nPO\tby mouth\nq2\tevery 2 hours\n", encoding="utf-8")
+    with pytest.raises(SpeechftError) as e:
+        abbreviation_table(tsv)
+    assert ":1:" in str(e.value) and ":3:" in str(e.value) and ":2:" not in str(e.value)
