@@ -4,6 +4,10 @@ The encoder is seen as a stack of *units*, bottom-up: the feature encoder (Whisp
 and positional embeddings; wav2vec2 family: the CNN), [CTC: the feature projection], then one
 unit per transformer block (the top block carries the encoder's final layer norm). A policy
 freezes a prefix of that stack, which is what makes the frozen-prefix activation cache valid.
+
+`lora` trains only the LoRA adapters that lora.py attached (peft's `lora_A`/`lora_B` tensors):
+every pretrained weight stays frozen, and the encoder units below the lowest adapted one form
+the cached prefix.
 """
 
 from __future__ import annotations
@@ -12,8 +16,15 @@ import re
 from dataclasses import dataclass
 
 from .config import FreezeConfig
+from .errors import SpeechftError
 
 _LAYER = re.compile(r"encoder\.layers\.(\d+)\.")
+_LORA = re.compile(r"\.lora_[AB]\.")  # peft names adapter tensors <module>.lora_A.<adapter>.weight
+
+
+def is_lora_param(name: str) -> bool:
+    """Whether `name` is a LoRA adapter tensor (peft's lora_A / lora_B) rather than a model weight."""
+    return bool(_LORA.search(name))
 
 
 def _base_prefix(names: list[str]) -> str:
@@ -82,6 +93,8 @@ class FreezePlan:
 def plan_freeze(names: list[str], cfg: FreezeConfig, family: str, stage: int = 0) -> FreezePlan:
     """Pure: decide which parameter names are frozen. `family` is 'whisper' or 'ctc'."""
     units = encoder_units(names, family)
+    if cfg.policy == "lora":
+        return _lora_plan(names, units)
     k = frozen_unit_count(cfg, len(units), family, stage)
     frozen = {n for unit in units[:k] for n in unit}
     if family == "whisper" and cfg.policy == "lower" and cfg.decoder_layers:
@@ -95,6 +108,16 @@ def plan_freeze(names: list[str], cfg: FreezeConfig, family: str, stage: int = 0
         base = _base_prefix(names)
         frozen |= {n for n in names if n.startswith(base)}
     return FreezePlan(frozen, set(names) - frozen, k, len(units))
+
+
+def _lora_plan(names: list[str], units: list[list[str]]) -> FreezePlan:
+    trainable = {n for n in names if is_lora_param(n)}
+    if not trainable:
+        raise SpeechftError("freeze.policy=lora but the model has no LoRA adapters. "
+                            "Fix: attach them first with speechft.lora.attach_lora, as the recipe does")
+    # Units below the lowest adapted one never change: they are the prefix the cache may store.
+    k = next((i for i, unit in enumerate(units) if any(is_lora_param(n) for n in unit)), len(units))
+    return FreezePlan(set(names) - trainable, trainable, k, len(units))
 
 
 def apply_freeze(model, cfg: FreezeConfig, family: str, stage: int = 0) -> FreezePlan:
@@ -112,14 +135,18 @@ def trainable_summary(model, plan: FreezePlan) -> str:
     n_train = sum(params[n].numel() for n in plan.trainable)
     n_total = sum(p.numel() for p in params.values())
     blocks = sorted({_block_name(n) for n in plan.trainable})
+    label = "LoRA adapter modules" if any(is_lora_param(n) for n in plan.trainable) else "trainable blocks"
     return (
         f"trainable parameters: {n_train:,} / {n_total:,} ({100 * n_train / max(n_total, 1):.1f}%); "
-        f"frozen encoder units: {plan.frozen_units}/{plan.n_units}\ntrainable blocks: {', '.join(blocks)}"
+        f"frozen encoder units: {plan.frozen_units}/{plan.n_units}\n{label}: {', '.join(blocks)}"
     )
 
 
 def _block_name(param_name: str) -> str:
-    """`model.decoder.layers.3.fc1.weight` -> `model.decoder.layers.3`; else drop the tensor name."""
+    """`model.decoder.layers.3.fc1.weight` -> `model.decoder.layers.3`; a LoRA tensor -> its adapted
+    module (`model.decoder.layers.3.fc1`); else drop the tensor name."""
+    if is_lora_param(param_name):
+        return _LORA.split(param_name)[0]
     m = re.match(r"(.*\blayers\.\d+)\.", param_name)
     return m.group(1) if m else param_name.rsplit(".", 1)[0]
 

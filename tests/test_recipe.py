@@ -10,9 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from support import write_manifest
+from support import write_manifest, write_tiny_recipe
 from speechft.cli import main
 from speechft.config import load_config
+from speechft.evaluate import score
 from speechft.recipe import INCOMPLETE_MARKER, load_sets
 from speechft.report import render_markdown
 from speechft.validate import Limits
@@ -21,34 +22,7 @@ REPORT_KEYS = {"recipe", "model", "freeze", "trainable_params", "total_params", 
 SUMMARY_KEYS = {"wer", "cer", "term_recall", "n"}
 
 
-def _recipe(tmp_path, data, model_dir, extra=""):
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(
-        f"""name: tiny
-data:
-  train: {data['train']}
-  dev: {data['dev']}
-  test: {data['test']}
-  general: {data['general']}
-  terms: {data['terms']}
-model:
-  name: {model_dir}
-freeze:
-  policy: lower
-  layers: 1
-train:
-  epochs: 10
-  batch_size: 4
-  lr: 1.0e-2
-  early_stopping_patience: 100
-  select_by: loss
-eval:
-  batch_size: 4
-  max_new_tokens: 12
-{extra}""",
-        encoding="utf-8",
-    )
-    return recipe
+_recipe = write_tiny_recipe  # tests/test_lora.py still imports it from here
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +35,9 @@ def finished_run(tiny_dataset, tiny_whisper_dir, tmp_path_factory):
 
 
 def test_run_writes_every_output(finished_run):
-    for name in ("report.json", "report.md", "chart.png", "config.yaml", "train.log", "model/config.json", "eval/test-after.json",
-                 "model/model.safetensors", "model/README.md", "model/preprocessor_config.json"):
+    for name in ("report.json", "report.md", "report.html", "chart.png", "config.yaml", "train.log", "model/config.json",
+                 "eval/test-after.json", "model/model.safetensors", "model/README.md", "model/preprocessor_config.json",
+                 "model/speechft_decoding.json", "model-ct2/model.bin", "model-ct2/speechft_decoding.json"):
         assert (finished_run / name).is_file(), name
     assert not (finished_run / INCOMPLETE_MARKER).exists()
 
@@ -71,16 +46,29 @@ def test_report_schema(finished_run):
     report = json.loads((finished_run / "report.json").read_text())
     assert REPORT_KEYS <= set(report)
     assert {"seconds", "steps", "epochs"} <= set(report["train"])
-    assert set(report["eval"]) == {"test", "general"}
-    assert set(report["eval"]["test"]) == {"before", "prompted", "after"}
-    assert set(report["eval"]["general"]) == {"before", "after"}  # eval.prompted_sets: [test] by default
-    for by_cond in report["eval"].values():
-        for res in by_cond.values():
-            assert set(res) == SUMMARY_KEYS
-            assert 0.0 <= res["cer"] and res["n"] == 4
+    headline = report["headline"]
+    assert headline in ("after", "after+prompted")
+    assert set(report["eval"]) == {"test", "general", "dev", "long"}  # dev: where the shipped decoding was chosen
+    assert set(report["eval"]["test"]) == {"before", "prompted", "after", "after+prompted", "deployed"}
+    assert set(report["eval"]["general"]) == {"before", "after"} | {headline}  # eval.prompted_sets: [test] by default
+    assert set(report["eval"]["dev"]) == {"after", "after+prompted"}
+    assert set(report["eval"]["long"]) == {"deployed"}
+    for set_name, by_cond in report["eval"].items():
+        for cond, res in by_cond.items():
+            assert SUMMARY_KEYS <= set(res) and res["n"] == (1 if set_name == "long" else 4)
+            # Every summary is exactly the score of its per-utterance file, and its interval holds it.
+            rows = json.loads((finished_run / "eval" / f"{set_name}-{cond}.json").read_text())["utterances"]
+            again = score([r["ref"] for r in rows], [r["hyp"] for r in rows], [r["id"] for r in rows])
+            assert (res["wer"], res["cer"]) == (again.wer, again.cer)
+            assert res["ci"]["wer"][0] <= res["wer"] <= res["ci"]["wer"][1]
+    change = report["changes"]["test"]
+    assert change["to"] == headline and change["wer_ci"][0] <= change["wer"] <= change["wer_ci"][1]
+    shipped = json.loads((finished_run / "model" / "speechft_decoding.json").read_text())
+    assert shipped == report["shipped"] and (shipped["prompt"] is not None) == (headline == "after+prompted")
     assert 0 < report["trainable_params"] < report["total_params"]
-    assert set(report["stage_seconds"]) >= {"baseline eval", "train", "final eval"}
-    assert "| test | after |" in (finished_run / "report.md").read_text()
+    assert set(report["stage_seconds"]) >= {"baseline eval", "train", "final eval", "deployed eval"}
+    md = (finished_run / "report.md").read_text()
+    assert "| test | before |" in md and f"| test | **{headline}** (shipped) |" in md
 
 
 def test_train_loss_goes_down(finished_run):
@@ -159,9 +147,10 @@ def test_plain_accelerate_launch_runs_two_processes_on_cpu(finished_run, tiny_da
     single, double = (json.loads((d / "report.json").read_text()) for d in (finished_run, out))
     assert double["processes"] == 2 and single["processes"] == 1
     assert set(double) == set(single)
-    for name, by_cond in single["eval"].items():
-        assert set(double["eval"][name]) == set(by_cond)
-        assert double["eval"][name]["before"] == by_cond["before"]  # the same model, sharded evaluation
+    assert set(double["eval"]) == set(single["eval"])
+    for name in ("test", "general"):
+        assert set(double["eval"][name]) == set(single["eval"][name])
+        assert double["eval"][name]["before"] == single["eval"][name]["before"]  # the same model, sharded evaluation
 
 
 def test_long_audio_split_replaces_lines_by_pieces_and_reports_it(tiny_dataset, bad_corpus, tmp_path):
@@ -209,7 +198,7 @@ def test_replay_is_mixed_into_training_and_reported(tiny_dataset, tiny_whisper_d
     assert report["replay"] == {"manifest": str(replay), "utterances": 4}
     assert report["train"]["steps"] == 3  # (8 train + 4 replay) / batch 4: replay is trained on
     assert "spkreplay" in report["voices"]["replay"]
-    assert set(report["eval"]) == {"test", "general"}  # replay is never an evaluation set
+    assert "replay" not in report["eval"]  # replay is never an evaluation set
     assert "replay against forgetting: 4 everyday utterance(s)" in (out / "report.md").read_text()
 
 

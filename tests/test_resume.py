@@ -7,11 +7,13 @@ import subprocess
 import sys
 import time
 
+import torch
 from safetensors.torch import load_file
+from support import write_tiny_recipe
 
 from speechft.cli import main
 from speechft.recipe import INCOMPLETE_MARKER
-from test_recipe import _recipe
+from speechft.train import CHECKPOINT_NAME
 
 TIMING_KEYS = {"stage_seconds", "peak_rss_mb"}
 
@@ -19,6 +21,8 @@ TIMING_KEYS = {"stage_seconds", "peak_rss_mb"}
 def _comparable(report: dict) -> dict:
     report = {k: v for k, v in report.items() if k not in TIMING_KEYS}
     report["train"] = {k: v for k, v in report["train"].items() if k != "seconds"}
+    if "export" in report:  # the export lies in each run's own folder
+        report["export"] = {k: v for k, v in report["export"].items() if k != "out_dir"}
     return report
 
 
@@ -44,7 +48,7 @@ def _kill_after_checkpoint(proc, run_parent, timeout=240):
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tiny_dataset, tiny_whisper_dir, tmp_path):
     extra = "  checkpoint_every: 3\n"
-    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir).read_text().replace("  select_by: loss\n", "  select_by: loss\n" + extra)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir).read_text().replace("  select_by: loss\n", "  select_by: loss\n" + extra)
     recipe = recipe.replace("  epochs: 10\n", "  epochs: 30\n")
     (tmp_path / "recipe.yaml").write_text(recipe)
     rfile = tmp_path / "recipe.yaml"
@@ -79,3 +83,21 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_dataset, tiny_whispe
     ra = json.loads((ref / "report.json").read_text())
     rb = json.loads((killed[0] / "report.json").read_text())
     assert _comparable(ra) == _comparable(rb)
+
+
+
+def test_resume_from_a_truncated_checkpoint_names_the_file_and_the_fix(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
+    """A checkpoint cut short (a full disk, a partial copy): `--resume` stops with the file and
+    what to do, not a traceback, and writes no model."""
+    rfile = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    out = tmp_path / "killed"
+    path = out / "checkpoints" / CHECKPOINT_NAME
+    path.parent.mkdir(parents=True)
+    (out / INCOMPLETE_MARKER).write_text("this run has not finished\n")
+    torch.save({"params": {"w": torch.zeros(10_000)}}, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert main(["run", str(rfile), f"output_dir={out}", "resume=true", "eval.prompted=false"]) == 2  # as --resume does
+    err = capsys.readouterr().err
+    assert f"cannot read checkpoint {path}" in err and "Fix: start fresh" in err and "pick another run" in err
+    assert "Traceback" not in err
+    assert not (out / "model").exists() and (out / INCOMPLETE_MARKER).exists()

@@ -1,0 +1,53 @@
+"""The report's deployed-path rows: the model as a voice assistant runs it.
+
+The adapted model is exported to CTranslate2 (int8 by default, as `speechft export` and the
+docs recommend) and decoded by faster-whisper with `DeployedDecoding` (models/ct2/runtime.py),
+the settings `speechft serve` uses: so the `deployed`, `long` and `nonspeech` rows of a report
+measure exactly what is served.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from .audio import load_audio
+from .io_utils import replace_dir
+from .manifest import Utterance
+from .models.ct2.convert import convert_to_ct2
+from .models.ct2.runtime import DeployedDecoding, load_ct2, transcribe_deployed
+
+
+def export_for_eval(model_dir: Path, out_dir: Path, quantization: str = "int8") -> Path:
+    """Convert `model_dir` to a CTranslate2 folder `out_dir` (no parity check), replacing an old one."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        shutil.rmtree(tmp)  # the converter wants to create the folder itself
+        convert_to_ct2(Path(model_dir), tmp, quantization)
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+class DeployedModel:
+    """An exported folder loaded once, decoding utterances as the server does."""
+
+    def __init__(self, ct2_dir: Path, decoding: DeployedDecoding):
+        self.model = load_ct2(ct2_dir)
+        self.decoding = decoding
+        # faster-whisper's timestamp_begin: the timestamp tokens follow <|notimestamps|>.
+        self.timestamp_begin = self.model.hf_tokenizer.token_to_id("<|notimestamps|>") + 1
+
+    def transcribe(self, utts: list[Utterance]) -> tuple[list[str], list[list]]:
+        """(texts, faster-whisper segments) for each utterance, in order."""
+        texts, segments = [], []
+        for u in utts:
+            text, segs = transcribe_deployed(self.model, load_audio(u.audio_filepath), self.decoding)
+            texts.append(text)
+            segments.append(segs)
+        return texts, segments

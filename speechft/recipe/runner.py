@@ -1,0 +1,218 @@
+"""`speechft run`: prepare -> validate -> baseline -> freeze -> train -> evaluate -> report -> export.
+
+The one module that crosses stages; each stage's work lives in its own module (runs.py, data.py,
+evaluation.py, ../train/, ../report.py, ../deployed.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from ..config import RecipeConfig, save_config
+from ..distributed import get_dist
+from ..errors import SpeechftError
+from ..freeze import apply_freeze, count_params, trainable_summary
+from ..io_utils import atomic_write_text, replace_dir
+from ..models.shipped import ShippedDecoding, write_shipped
+from ..report import Report, change_lines, model_card, results_table, write_report
+from ..text import read_terms
+from .data import load_sets, training_utterances, voices_of
+from .evaluation import Evaluation, long_recordings
+from .runs import INCOMPLETE_MARKER, StageTimer, choose_run_dir, peak_rss_mb, point_latest, prepare_in_subprocess, setup_logging
+
+log = logging.getLogger("speechft")
+CT2_DIR = "model-ct2"  # the run's CTranslate2 export: what the deployed-path rows decode
+
+
+def _choose_shipped(cfg: RecipeConfig, ev: Evaluation, adapter, cache, decode, prompt: str | None) -> tuple[str, ShippedDecoding]:
+    """The decoding the model ships with: with the terms prompt or without, chosen on dev.
+
+    eval.ship_prompt "auto" decodes dev both ways and keeps the lower WER (a tie keeps no
+    prompt); "always" / "never" decide without looking.
+    """
+    beams, padding = decode.num_beams, cfg.model.feature_padding
+    if not prompt or cfg.eval.ship_prompt == "never":
+        return "after", ShippedDecoding(beams, None, "no prompt (eval.ship_prompt: never, or no terms)", padding)
+    if cfg.eval.ship_prompt == "always":
+        return "after+prompted", ShippedDecoding(beams, prompt, "terms prompt (eval.ship_prompt: always)", padding)
+    ev.model("after", ["dev"], adapter, cache, decode)
+    ev.model("after+prompted", ["dev"], adapter, cache, decode.replace(prompt=prompt))
+    plain, prompted = ev.wer("dev", "after"), ev.wer("dev", "after+prompted")
+    note = f"chosen on dev (held-out voices): WER {100 * plain:.2f}% without the prompt, {100 * prompted:.2f}% with it"
+    if prompted < plain:
+        return "after+prompted", ShippedDecoding(beams, prompt, note, padding)
+    return "after", ShippedDecoding(beams, None, note, padding)
+
+
+def _deployed_rows(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, shipped: ShippedDecoding, pretrained: str) -> dict:
+    """Export the adapted (and, for the non-speech set, the pretrained) model to CTranslate2 and
+    decode through faster-whisper as `speechft serve` does. Returns the export summary."""
+    from ..deployed import DeployedModel, export_for_eval
+    from ..export import export_ct2
+    from ..models.ct2.runtime import DeployedDecoding
+    from ..models.registry import resolve_model, speechft_home
+
+    decoding = DeployedDecoding(beams=shipped.num_beams, prompt=shipped.prompt)
+    if "nonspeech" in ev.sets:
+        source = Path(resolve_model(pretrained))
+        key = f"{source.name}-{int((source / 'config.json').stat().st_mtime)}-{cfg.export.quantization}"
+        before_dir = speechft_home() / "exports" / key
+        if not (before_dir / "model.bin").is_file():
+            export_for_eval(source, before_dir, cfg.export.quantization)
+        ev.deployed("deployed-before", ["nonspeech"], DeployedModel(before_dir, decoding.replace(prompt=None)))
+    out = run_dir / CT2_DIR
+    if cfg.export.format == "ct2":  # with the greedy WER parity check on test
+        summary = export_ct2(run_dir / "model", out, cfg.export.quantization, manifest=cfg.data.test,
+                             max_wer_gap=cfg.export.max_wer_gap, terms=ev.terms, language=cfg.model.language)
+    else:
+        export_for_eval(run_dir / "model", out, cfg.export.quantization)
+        summary = {"format": "ct2", "out_dir": str(out), "quantization": cfg.export.quantization, "parity_checked": False}
+    ev.deployed("deployed", ["test", "long", "nonspeech"], DeployedModel(out, decoding))
+    return {**summary, "decoding": decoding.to_dict()}
+
+
+def _check_deployed(cfg: RecipeConfig, ev: Evaluation, headline: str) -> None:
+    """The deployed model must score as the report's headline row does (within export.max_wer_gap)."""
+    if "deployed" not in ev.results.get("test", {}):
+        return
+    gap = ev.wer("test", "deployed") - ev.wer("test", headline)
+    if gap > cfg.export.max_wer_gap:
+        raise SpeechftError(
+            f"the deployed model (CTranslate2 {cfg.export.quantization} through faster-whisper) scores test WER "
+            f"{100 * ev.wer('test', 'deployed'):.2f}%, {100 * gap:.2f} points worse than the report's {headline} row "
+            f"({100 * ev.wer('test', headline):.2f}%), more than export.max_wer_gap={cfg.export.max_wer_gap}. The run "
+            f"folder is kept for inspection (eval/test-deployed.json). Fix: export with export.quantization=float32 "
+            f"(an engine/quantization gap), or train with model.feature_padding=logmel (a front-end gap)")
+
+
+def run_recipe(cfg: RecipeConfig) -> Path:
+    """Run a whole recipe; returns the finished run folder.
+
+    Raises:
+        SpeechftError: bad data, a failed stage, or a deployed model worse than the report's row.
+    """
+    from ..cache import PrefixCaches
+    from ..lora import attach_lora, save_outputs as save_lora_outputs
+    from ..models.adapters import load_adapter
+    from ..models.registry import speechft_home
+    from ..train import Trainer, seed_everything
+
+    dist = get_dist()
+    run_dir = dist.broadcast(choose_run_dir(cfg) if dist.is_main else None)  # one folder for all processes
+    if (run_dir / "report.json").exists() and not (run_dir / INCOMPLETE_MARKER).exists():
+        raise SpeechftError(f"{run_dir} already holds a finished run. Fix: choose another output_dir or remove it")
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / INCOMPLETE_MARKER, "this run has not finished; its files are not a result\n")
+    dist.barrier()
+    handler = setup_logging(run_dir, dist.rank)
+    timer = StageTimer()
+    try:
+        if dist.is_main:
+            save_config(cfg, run_dir / "config.yaml")
+        log.info("run folder %s\nresolved config:\n%s", run_dir, json.dumps(cfg.to_dict(), indent=2))
+        if cfg.data.prepare:
+            with timer("prepare"):
+                if dist.is_main:  # idempotent, but one writer is enough
+                    prepare_in_subprocess(cfg.data.prepare)
+                dist.barrier()
+        seed_everything(cfg.train.seed)
+        with timer("load model"):
+            if not dist.is_main:
+                dist.barrier()  # rank 0 converts a built-in alias first; the others then load it
+            adapter = load_adapter(cfg.model.name, cfg.model)
+            if dist.is_main:
+                dist.barrier()
+            adapter.model.to(dist.device)
+        limits = adapter.limits(cfg.data)
+        with timer("validate"):
+            sets, skipped, split = load_sets(cfg, limits)
+            train_utts, packed = training_utterances(cfg, sets, limits)
+            if cfg.eval.long_utterances and adapter.family == "whisper" and cfg.eval.deployed:
+                sets["long"] = long_recordings(sets["test"], cfg.data.test, cfg.eval.long_utterances, cfg.train.seed)
+        terms = read_terms(cfg.data.terms) if cfg.data.terms else None
+        adapter = attach_lora(adapter, cfg)  # freeze.policy=lora: peft adapters on the model; otherwise unchanged
+        # The recipe owns the freeze plan and the prefix caches: evaluation and training share both.
+        plan = apply_freeze(adapter.model, cfg.freeze, adapter.family)
+        caches = PrefixCaches(speechft_home() / "cache", adapter, enabled=cfg.train.cache)
+        log.info("freeze policy %s: %s", cfg.freeze.policy, trainable_summary(adapter.model, plan))
+        ev = Evaluation(sets, terms, run_dir, cfg.eval.batch_size, dist.is_main)
+        decode = adapter.decode_options(cfg.eval)
+        hf_sets = [s for s in ("test", "general") if s in sets]
+
+        with timer("baseline eval"):
+            ev.model("before", hf_sets, adapter, caches.for_units(plan.frozen_units), decode)
+            if cfg.eval.prompted and terms:
+                for name, options in adapter.zero_training_baselines(terms, cfg.eval).items():
+                    ev.model(name, [s for s in hf_sets if s in cfg.eval.prompted_sets], adapter, caches.for_units(plan.frozen_units), options)
+        if "replay" in sets:
+            log.info("replay: %d everyday utterances from %s mixed into %d training utterances",
+                     len(sets["replay"]), cfg.data.replay, len(sets["train"]))
+        head_change = adapter.prepare_for_training([u.text for u in train_utts])
+        if head_change and head_change.get("added"):
+            log.info("output layer adjusted to the training text: %s", head_change)
+        plan = apply_freeze(adapter.model, cfg.freeze, adapter.family)  # again: prepare_for_training may have replaced the output layer
+        with timer("train"):
+            train_result = Trainer(adapter, cfg, caches, terms, plan=plan).fit(train_utts, sets["dev"], checkpoint_dir=run_dir / "checkpoints",
+                                                                             resume=cfg.resume)
+        plan = train_result.plan  # gradual unfreezing may end on a later stage: the final eval and the counts use it
+        cache = caches.for_units(plan.frozen_units)
+        prompt = adapter.zero_training_baselines(terms, cfg.eval).get("prompted") if terms else None
+        prompt = prompt.prompt if prompt is not None else None
+        with timer("final eval"):
+            headline, shipped = _choose_shipped(cfg, ev, adapter, cache, decode, prompt)
+            log.info("shipped decoding: %s (%s)", headline, shipped.note)
+            ev.model("after", hf_sets, adapter, cache, decode)
+            if prompt and cfg.eval.after_prompted:
+                ev.model("after+prompted", ["test"] + (["general"] if headline == "after+prompted" else []), adapter, cache,
+                         decode.replace(prompt=prompt))
+        n_train, n_total = count_params(adapter.model, plan)
+        report = Report(
+            recipe=cfg.name, model=cfg.model.name, family=adapter.family,
+            freeze=cfg.freeze.policy + (f":{cfg.freeze.layers}" if cfg.freeze.policy == "lower" else ""),
+            trainable_params=n_train, total_params=n_total,
+            train={"seconds": round(train_result.seconds, 2), "steps": train_result.steps, "epochs": train_result.epochs,
+                   "best_epoch": train_result.best_epoch, "history": train_result.history,
+                   "skipped_batches": train_result.skipped_batches},
+            eval=ev.results, headline=headline, shipped=shipped.to_dict(), voices=voices_of(sets), skipped=skipped, split=split,
+            replay={"manifest": cfg.data.replay, "utterances": len(sets.get("replay", []))},
+            packed={"seconds": cfg.data.pack_seconds, **packed},
+        )
+        if not dist.is_main:  # only rank 0 writes the model, the report and `latest`
+            dist.barrier()
+            return run_dir
+        with timer("save"):
+            # LoRA: adapter/ alone, then the adapter merged into the model that model/ holds.
+            save_lora_outputs(adapter, run_dir, cfg.model.name, results_table(report.eval, headline), cfg.lora)
+            tmp_model = run_dir / ".model.tmp"
+            adapter.save(tmp_model)
+            write_shipped(tmp_model, shipped)
+            atomic_write_text(tmp_model / "README.md", model_card(report.to_dict()))
+            replace_dir(tmp_model, run_dir / "model")
+        if adapter.family == "whisper" and cfg.eval.deployed:
+            with timer("deployed eval"):
+                report.export = _deployed_rows(cfg, ev, run_dir, shipped, cfg.model.name)
+        report.eval, report.changes = ev.results, ev.changes(headline)
+        report.stage_seconds = {k: round(v, 2) for k, v in timer.seconds.items()}
+        report.peak_rss_mb = round(peak_rss_mb(), 1)  # of this process, rank 0
+        report.processes = dist.world
+        write_report(run_dir, report.to_dict())
+        _check_deployed(cfg, ev, headline)
+        (run_dir / INCOMPLETE_MARKER).unlink()
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the finished model supersedes them
+        if not cfg.output_dir:
+            point_latest(run_dir)
+        print(f"\n{results_table(report.eval, headline)}\n")
+        for line in change_lines(report.to_dict()):
+            print(line)
+        print("wall time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in timer.seconds.items()))
+        print(f"peak memory (RSS): {report.peak_rss_mb:.0f} MB" + (f" per process, {dist.world} processes" if dist.active else "")
+              + f"\nrun folder: {run_dir}")
+        dist.barrier()
+        return run_dir
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
