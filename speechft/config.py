@@ -20,6 +20,7 @@ FREEZE_POLICIES = ("full", "feature_encoder", "encoder", "lower", "gradual", "lo
 # lora.target_modules default: attention projections and the feed-forward of every adapted block (lora.py)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")  # CTranslate2
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")  # train.report_to: experiment trackers (trackers.py)
 LONG_AUDIO = ("drop", "split", "align")  # data.long_audio: what to do with audio longer than the model's window
 
 
@@ -183,6 +184,9 @@ class TrainConfig:
     # WiSE-FT (Wortsman et al., 2022): the final weights are a * trained + (1 - a) * pretrained.
     # Below 1 it gives back part of the domain gain for less forgetting of general speech; 1 = off.
     weight_interpolation: float = 1.0
+    report_to: str = "none"  # none | tensorboard | wandb | mlflow: an experiment tracker (trackers.py)
+    # Discriminative learning rates: each encoder block below the decoder trains at lr x lr_decay per block (1 = off).
+    lr_decay: float = 1.0
     # Prompt-aware training: this share of examples carries a prompt of domain terms (train/targets.py).
     prompt_rate: float = 0.0
     # This share of packed clips learns Whisper's timestamp tokens, so long-form decoding keeps working.
@@ -197,6 +201,10 @@ class TrainConfig:
             raise SpeechftError(f"train.select_by={self.select_by!r}: use wer or loss")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise SpeechftError(f"train.precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+        if self.report_to not in REPORT_TO:
+            raise SpeechftError(f"train.report_to={self.report_to!r}: use one of {', '.join(REPORT_TO)}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise SpeechftError(f"train.lr_decay={self.lr_decay}: use a factor in (0, 1]; 1 trains every block at train.lr")
         for name in ("prompt_rate", "timestamp_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SpeechftError(f"train.{name}={getattr(self, name)}: use a share in [0, 1] (0 = off)")

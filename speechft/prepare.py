@@ -46,6 +46,7 @@ ASTERISK_SOUNDS = "usr/share/asterisk/sounds/en_US_f_Allison"
 ASTERISK_TRANSCRIPTS = "usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 ASTERISK_SPEAKER = "allison"
 GENERAL_TEST_SIZE = 200  # prompts in data/general/test.jsonl: keeps recipe evaluation short
+GENERAL_DEV_SIZE = 150  # prompts in data/general/dev.jsonl, none of them in test
 GENERAL_SEED = 0
 FFMPEG_GROUP = 40  # files per ffmpeg process
 FFMPEG_TIMEOUT = 60  # s per prompt; each is a few seconds of audio
@@ -246,7 +247,11 @@ def _prepare_general(out_dir: Path, jobs: int | None) -> dict[str, Path]:
     finally:
         _remove_leftovers(out_dir / "audio")
     subset = general_subset(utts, GENERAL_TEST_SIZE)
-    paths = _write_outputs(out_dir, {"all": utts, "test": subset})
+    # dev: other prompts of the same real speaker, where settings that trade the domain against
+    # everyday speech (interpolation, replay, the shipped prompt) are chosen without touching test.
+    rest = [u for u in utts if u.id not in {t.id for t in subset}]
+    dev = spread_subset(rest, min(GENERAL_DEV_SIZE, len(rest)), group=lambda u: u.id.rpartition("/")[0], seed=GENERAL_SEED + 1)
+    paths = _write_outputs(out_dir, {"all": utts, "test": subset, "dev": dev})
     _validate(list(paths.values()))
     return paths
 

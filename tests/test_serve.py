@@ -303,12 +303,22 @@ def test_real_tiny_en_over_http(tmp_path_factory):
     assert score([r["text"] for r in rows[:2]], hyps, ["a", "b"]).wer <= 0.1, hyps
 
 
-def test_beam_size_is_served_as_configured(tiny_whisper_dir, ct2_export):
+def test_beam_size_is_served_as_configured(tiny_whisper_dir, ct2_export, monkeypatch):
+    """The configured beam width is the one decoding uses, not only the one /health shows."""
+    from faster_whisper import WhisperModel
+
+    from speechft.models.whisper import WhisperAdapter
+
+    used = []
+    real_fw, real_hf = WhisperModel.transcribe, WhisperAdapter.transcribe_audio
+    monkeypatch.setattr(WhisperModel, "transcribe", lambda self, audio, **kw: used.append(kw["beam_size"]) or real_fw(self, audio, **kw))
+    monkeypatch.setattr(WhisperAdapter, "transcribe_audio", lambda self, audios, options: used.append(options.num_beams) or real_hf(self, audios, options))
     for model, beams in ((ct2_export, 1), (ct2_export, 3), (tiny_whisper_dir, 2)):  # CT2 export, CT2 export, HF folder
         with make_server(model, port=0, beams=beams) as server:
             status, body = get(server.url, "/health")
             assert status == 200 and json.loads(body)["beam_size"] == beams
             assert post(server.url, {"model": "whisper-1"}, wav_bytes(0.5))[0] == 200
+            assert used[-1] == beams
     with pytest.raises(SpeechftError, match="beams=0"):
         make_server(ct2_export, port=0, beams=0)
 

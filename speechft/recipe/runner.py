@@ -19,6 +19,7 @@ from ..io_utils import atomic_write_text, replace_dir
 from ..models.shipped import ShippedDecoding, write_shipped
 from ..report import Report, change_lines, model_card, results_table, write_report
 from ..text import read_terms
+from ..trackers import Tracker, open_tracker
 from .data import load_sets, training_utterances, voices_of
 from .evaluation import Evaluation, long_recordings
 from .runs import INCOMPLETE_MARKER, StageTimer, choose_run_dir, peak_rss_mb, point_latest, prepare_in_subprocess, setup_logging
@@ -155,9 +156,11 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         if head_change and head_change.get("added"):
             log.info("output layer adjusted to the training text: %s", head_change)
         plan = apply_freeze(adapter.model, cfg.freeze, adapter.family)  # again: prepare_for_training may have replaced the output layer
+        tracker = open_tracker(cfg.train.report_to, run_dir, cfg.name) if dist.is_main else Tracker()
+        tracker.log_config(cfg.to_dict())
         with timer("train"):
-            train_result = Trainer(adapter, cfg, caches, terms, plan=plan).fit(train_utts, sets["dev"], checkpoint_dir=run_dir / "checkpoints",
-                                                                             resume=cfg.resume)
+            train_result = Trainer(adapter, cfg, caches, terms, plan=plan, tracker=tracker).fit(
+                train_utts, sets["dev"], checkpoint_dir=run_dir / "checkpoints", resume=cfg.resume)
         plan = train_result.plan  # gradual unfreezing may end on a later stage: the final eval and the counts use it
         cache = caches.for_units(plan.frozen_units)
         prompt = adapter.zero_training_baselines(terms, cfg.eval).get("prompted") if terms else None
@@ -200,6 +203,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         report.peak_rss_mb = round(peak_rss_mb(), 1)  # of this process, rank 0
         report.processes = dist.world
         write_report(run_dir, report.to_dict())
+        tracker.log_report(report.eval, train_result.steps)
+        tracker.finish()
         _check_deployed(cfg, ev, headline)
         (run_dir / INCOMPLETE_MARKER).unlink()
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the finished model supersedes them

@@ -76,6 +76,7 @@ class EpochContext:
     dist: Dist
     checkpoints: Checkpoints
     bar: object  # tqdm progress bar over optimizer steps
+    on_step: Callable[[int, float, float], None] | None = None  # (step, loss, lr) after each optimizer step
 
 
 def run_epoch(ctx: EpochContext, st: LoopState, batches: list[list[Utterance]], plan: FreezePlan) -> FreezePlan:
@@ -119,6 +120,8 @@ def run_epoch(ctx: EpochContext, st: LoopState, batches: list[list[Utterance]], 
             st.batch_index = i + 1
             ctx.bar.update(1)
             ctx.bar.set_postfix(loss=f"{st.losses[-1]:.3f}", epoch=st.epoch)
+            if ctx.on_step is not None:
+                ctx.on_step(st.step, st.losses[-1], s.scheduler.get_last_lr()[0])
             if ctx.checkpoints.due(st.step) and i + 1 < len(batches):  # the epoch's last step is saved after selection
                 ctx.checkpoints.save(st)
             if st.step >= s.total_steps:

@@ -4,6 +4,7 @@ rate schedule, the fp16 loss scaler and the number of steps."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -20,20 +21,49 @@ class ParamGroup:
     lr: float
 
 
+_ENCODER_BLOCK = re.compile(r"encoder\.layers\.(\d+)\.")
+
+
+def encoder_depth(name: str, n_blocks: int) -> int:
+    """How far below the output a parameter sits, counted in encoder blocks: 0 for the decoder
+    and output head, 1 for the top encoder block (and the encoder's final norm), n_blocks for the
+    lowest block, n_blocks + 1 below it (the feature encoder / conv stem and projection)."""
+    m = _ENCODER_BLOCK.search(name)
+    if m:
+        return n_blocks - int(m.group(1))
+    if ".encoder.layer_norm." in name or name.startswith("encoder.layer_norm."):
+        return 1
+    if "encoder." in name or "feature_extractor." in name or "feature_projection." in name:
+        return n_blocks + 1
+    return 0
+
+
 def param_groups(model, trainable: set[str], tc: TrainConfig) -> list[ParamGroup]:
     """Which parameters train, and at which learning rate: the one place that decides it.
+
+    Discriminative learning rates (train.lr_decay < 1, ULMFiT, Howard & Ruder 2018): the decoder
+    and output head train at train.lr, each encoder block below them at lr x decay per block, so
+    the upper encoder adapts gently and the lower one barely moves.
 
     Args:
         model: the torch module.
         trainable: names of every parameter that trains at some stage of the freeze schedule;
             one frozen at the moment gets no gradient, and the optimizer skips it.
-        tc: the train section (train.lr).
+        tc: the train section (train.lr, train.lr_decay).
 
     Returns:
-        The groups, parameters in the model's order; today one group at train.lr.
+        The groups, parameters in the model's order within each; one group at train.lr when
+        train.lr_decay is 1.
     """
     named = [(n, p) for n, p in model.named_parameters() if n in trainable]
-    return [ParamGroup([n for n, _ in named], [p for _, p in named], tc.lr)]
+    if tc.lr_decay == 1.0:
+        return [ParamGroup([n for n, _ in named], [p for _, p in named], tc.lr)]
+    n_blocks = 1 + max((int(m.group(1)) for n, _ in model.named_parameters() if (m := _ENCODER_BLOCK.search(n))), default=-1)
+    by_depth: dict[int, list] = {}
+    for n, p in named:
+        by_depth.setdefault(encoder_depth(n, n_blocks), []).append((n, p))
+    return [ParamGroup([n for n, _ in group], [p for _, p in group], tc.lr * tc.lr_decay ** depth)
+            for depth, group in sorted(by_depth.items())]
 
 
 def warmup_linear_decay(warmup: int, total: int):

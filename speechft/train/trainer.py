@@ -18,6 +18,7 @@ from ..distributed import get_dist
 from ..evaluate import evaluate
 from ..freeze import FreezePlan
 from ..manifest import Utterance
+from ..trackers import Tracker
 from .batching import seed_everything
 from .checkpoint import Checkpoints, LoopState
 from .epoch import EpochContext, epoch_batches, run_epoch
@@ -59,7 +60,7 @@ class Trainer:
     """
 
     def __init__(self, adapter, cfg: RecipeConfig, caches: PrefixCaches | str | Path, terms: list[str] | None = None,
-                 plan: FreezePlan | None = None):
+                 plan: FreezePlan | None = None, tracker: Tracker | None = None):
         self.adapter = adapter
         self.cfg = cfg
         self.terms = terms
@@ -73,6 +74,7 @@ class Trainer:
         tc = cfg.train
         self.targets = TargetPolicy(terms, tc.prompt_rate, tc.timestamp_rate, tc.seed, cfg.eval.max_prompt_terms)
         self._epoch: int | None = None  # the training epoch being run; None: plain targets (dev loss)
+        self.tracker = tracker or Tracker()
 
     @property
     def plan(self) -> FreezePlan:
@@ -151,7 +153,8 @@ class Trainer:
         self.caches.for_units(plan.frozen_units).build(train + dev, desc="frozen prefix")
         start = time.perf_counter()
         bar = tqdm(total=setup.total_steps, initial=st.step, desc="train", unit="step", disable=not self.dist.is_main)
-        ctx = EpochContext(model, self.batch_loss, setup, self.schedule, tc, self.dist, checkpoints, bar)
+        ctx = EpochContext(model, self.batch_loss, setup, self.schedule, tc, self.dist, checkpoints, bar,
+                           lambda step, loss, lr: self.tracker.log({"train/loss": loss, "train/lr": lr}, step))
         while st.step < setup.total_steps and st.epoch < tc.epochs and not st.stopped_early:
             batches = epoch_batches(st, train, rng, tc.batch_size, self.adapter.length_sort_pool)
             self._epoch = st.epoch
@@ -179,3 +182,5 @@ class Trainer:
             dev_eval = evaluate(self.adapter, dev, self.caches.for_units(k), self.terms, batch_size=self.cfg.eval.batch_size,
                                 desc="dev", options=self.adapter.decode_options(self.cfg.eval))
         end_of_epoch(st, dev_loss, dev_eval, trainable, self.cfg.train)
+        # Per epoch: train_loss, dev_loss (and dev_wer, dev_term_recall with train.select_by wer).
+        self.tracker.log({f"epoch/{k}": v for k, v in st.history[-1].items() if k not in ("epoch", "step")}, st.step)

@@ -37,3 +37,22 @@ def test_warmup_then_linear_decay():
     f = warmup_linear_decay(2, 10)
     assert [f(s) for s in (0, 1, 2, 6, 10, 12)] == [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
     assert warmup_linear_decay(0, 4)(0) == 1.0
+
+
+def test_lr_decay_gives_each_encoder_block_below_the_decoder_a_smaller_rate(tiny_adapter, tiny_cfg):
+    from speechft.train.setup import encoder_depth, param_groups
+
+    adapter = tiny_adapter()
+    names = [n for n, _ in adapter.model.named_parameters()]
+    cfg = tiny_cfg("train.lr=1e-3", "train.lr_decay=0.5")
+    groups = param_groups(adapter.model, set(names), cfg.train)
+    lr_of = {n: g.lr for g in groups for n in g.names}
+    assert sorted(lr_of) == sorted(names)  # every parameter once
+    assert lr_of["model.decoder.layers.0.fc1.weight"] == lr_of["model.decoder.embed_tokens.weight"] == pytest.approx(1e-3)
+    assert lr_of["model.encoder.layers.1.fc1.weight"] == pytest.approx(5e-4)  # the top block (of 2)
+    assert lr_of["model.encoder.layer_norm.weight"] == pytest.approx(5e-4)  # the encoder's output norm sits on top
+    assert lr_of["model.encoder.layers.0.fc1.weight"] == pytest.approx(2.5e-4)
+    assert lr_of["model.encoder.conv1.weight"] == pytest.approx(1.25e-4)  # the stem, below every block
+    assert encoder_depth("base_model.model.model.encoder.layers.1.self_attn.q_proj.lora_A.default.weight", 2) == 1  # peft names
+    one = param_groups(adapter.model, set(names), tiny_cfg("train.lr=1e-3").train)
+    assert len(one) == 1 and one[0].lr == 1e-3  # lr_decay 1: one group, as before
