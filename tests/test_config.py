@@ -13,7 +13,8 @@ BASE = ["data.train=a.jsonl", "data.dev=b.jsonl", "data.test=c.jsonl"]
 def test_every_recipe_loads(recipe):
     cfg = load_config(recipe)
     assert cfg.name and cfg.data.train and cfg.data.test
-    assert cfg.freeze.policy in ("full", "feature_encoder", "encoder", "lower", "gradual")
+    assert cfg.freeze.policy in ("full", "feature_encoder", "encoder", "lower", "gradual", "lora")
+    assert (cfg.freeze.policy == "lora") == recipe.name.endswith("-lora.yaml")  # LoRA recipes are named so
 
 
 def test_overrides_are_typed():
