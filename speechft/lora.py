@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 ADAPTER_DIR = "adapter"  # in the run folder, beside model/
 # Whisper's training loss computes cross-attention from these two projections' weights directly
-# (models/whisper.py, the reassociated cross-attention), which an adapter on them would bypass:
-# it would get no gradient in training and still act in decoding.
+# (models/whisper.py, the reassociated cross-attention, used for targets up to 48 tokens): an
+# adapter on them would be bypassed in training and still act in decoding.
 NOT_ADAPTABLE = ("encoder_attn.k_proj", "encoder_attn.v_proj")
 _BLOCK = re.compile(r"^(?P<stack>(?:.*\.)?(?:encoder|decoder))\.layers\.(?P<index>\d+)\.(?P<inner>.+)$")
 
