@@ -168,8 +168,17 @@ def cmd_serve(args) -> int:
 
     serve(args.model, host=args.host, port=args.port, api_key=args.api_key or os.environ.get("SPEECHFT_API_KEY"),
           max_upload_mb=args.max_upload_mb, workers=args.workers, beams=args.beams, prompt=args.prompt,
-          decoding={k: v for k, v in vars(args).items() if k in DECODING_SWITCHES})  # only the switches given
+          decoding={k: v for k, v in vars(args).items() if k in DECODING_SWITCHES},  # only the switches given
+          adapters=dict(args.adapter))
     return 0
+
+
+def _named_folder(text: str) -> tuple[str, str]:
+    """NAME=DIR of --adapter."""
+    name, sep, folder = text.partition("=")
+    if not sep or not name.strip() or not folder.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=DIR, e.g. medical=runs/medical-lora/latest/adapter")
+    return name.strip(), folder.strip()
 
 
 def _threshold(text: str) -> float | None:
@@ -320,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="OpenAI-compatible /v1/audio/transcriptions endpoint (FastAPI + uvicorn)")
     s.add_argument("--model", required=True, help="CT2 export (fast path), HF Whisper folder or alias")
+    s.add_argument("--adapter", action="append", default=[], type=_named_folder, metavar="NAME=DIR",
+                   help="a domain model picked by the request's `model` field: a LoRA run's adapter/ (merged onto "
+                        "--model at start) or a merged CT2 export; repeatable")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000, help="0: any free port (printed)")
     s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $SPEECHFT_API_KEY)")

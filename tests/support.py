@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +192,38 @@ export:
         encoding="utf-8",
     )
     return recipe
+
+
+# ---- crash safety: a run killed with SIGKILL, then resumed ----
+TIMING_KEYS = {"stage_seconds", "peak_rss_mb"}
+
+
+def comparable_report(report: dict) -> dict:
+    """A report without what differs between equal runs (timings, the run's own folder)."""
+    report = {k: v for k, v in report.items() if k not in TIMING_KEYS}
+    report["train"] = {k: v for k, v in report["train"].items() if k != "seconds"}
+    if "export" in report:  # the export lies in each run's own folder
+        report["export"] = {k: v for k, v in report["export"].items() if k != "out_dir"}
+    return report
+
+
+def start_run(recipe, cwd, *extra):
+    """`speechft run` as a child process (so a test can SIGKILL it)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "speechft", "run", str(recipe), *extra], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def kill_after_checkpoint(proc, run_parent, timeout=240):
+    """SIGKILL `proc` once a checkpoint exists under `run_parent`; returns its exit status."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if list(run_parent.glob("*/checkpoints/last.pt")):
+            time.sleep(0.3)  # well inside training: checkpoints every 3 of ~60 steps
+            proc.send_signal(signal.SIGKILL)
+            return proc.wait()
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended (rc={proc.returncode}) before a checkpoint appeared")
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("no checkpoint within the timeout")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from support import comparable_report, kill_after_checkpoint, start_run, write_tiny_recipe
 from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
 from speechft.cache import model_fingerprint
@@ -26,8 +27,6 @@ from speechft.models.adapters import load_adapter
 from speechft.models.whisper import WhisperAdapter
 from speechft.recipe import INCOMPLETE_MARKER
 from speechft.train import Trainer
-from test_recipe import _recipe
-from test_resume import _comparable, _kill_after_checkpoint, _start
 
 ATTN = ("q_proj", "k_proj", "v_proj", "out_proj")
 
@@ -43,7 +42,7 @@ def _adapter(model_dir) -> WhisperAdapter:
 
 def _lora_recipe(tmp_path, data, model_dir, lora="  rank: 4\n  alpha: 8\n", train_extra=""):
     """The tiny recipe of test_recipe with freeze.policy: lora and a lora section."""
-    text = _recipe(tmp_path, data, model_dir).read_text()
+    text = write_tiny_recipe(tmp_path, data, model_dir).read_text()
     text = text.replace("freeze:\n  policy: lower\n  layers: 1\n", f"freeze:\n  policy: lora\nlora:\n{lora}")
     text = text.replace("  select_by: loss\n", "  select_by: loss\n" + train_extra)
     (tmp_path / "recipe.yaml").write_text(text)
@@ -250,8 +249,8 @@ def test_sigkill_then_resume_of_a_lora_run_is_bit_identical(tiny_dataset, tiny_w
     work = tmp_path / "work"
     work.mkdir()
     runs = work / "runs" / "tiny"
-    proc = _start(rfile, work)
-    assert _kill_after_checkpoint(proc, runs) == -signal.SIGKILL
+    proc = start_run(rfile, work)
+    assert kill_after_checkpoint(proc, runs) == -signal.SIGKILL
     killed = [p for p in runs.iterdir() if (p / INCOMPLETE_MARKER).exists()]
     assert len(killed) == 1 and not (killed[0] / "adapter").exists()
     done = subprocess.run([sys.executable, "-m", "speechft", "run", str(rfile), "--resume"], cwd=work, capture_output=True, text=True)
@@ -263,7 +262,7 @@ def test_sigkill_then_resume_of_a_lora_run_is_bit_identical(tiny_dataset, tiny_w
         for name in a:
             assert torch.equal(a[name], b[name]), (rel, name)
     ra, rb = (json.loads((d / "report.json").read_text()) for d in (ref, killed[0]))
-    assert _comparable(ra) == _comparable(rb)
+    assert comparable_report(ra) == comparable_report(rb)
 
 
 def test_two_processes_train_the_adapters_like_one(tiny_dataset, tiny_whisper_dir, tmp_path):

@@ -22,13 +22,10 @@ REPORT_KEYS = {"recipe", "model", "freeze", "trainable_params", "total_params", 
 SUMMARY_KEYS = {"wer", "cer", "term_recall", "n"}
 
 
-_recipe = write_tiny_recipe  # tests/test_lora.py still imports it from here
-
-
 @pytest.fixture(scope="module")
 def finished_run(tiny_dataset, tiny_whisper_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    recipe = _recipe(tmp, tiny_dataset, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp, tiny_dataset, tiny_whisper_dir)
     out = tmp / "out"
     assert main(["run", str(recipe), f"output_dir={out}"]) == 0
     return out
@@ -101,7 +98,7 @@ def test_eval_is_deterministic(finished_run, tiny_dataset, tmp_path):
 def test_invalid_manifest_stops_before_training(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
     bad = write_manifest(tmp_path / "bad.jsonl", [{"audio_filepath": "nope.wav", "text": "x", "id": "gone"}, {"text": "no audio"}])
     data = dict(tiny_dataset, train=bad)
-    recipe = _recipe(tmp_path, data, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, data, tiny_whisper_dir)
     out = tmp_path / "out"
     assert main(["run", str(recipe), f"output_dir={out}"]) == 2
     err = capsys.readouterr().err
@@ -111,7 +108,7 @@ def test_invalid_manifest_stops_before_training(tiny_dataset, tiny_whisper_dir, 
 
 
 def test_unknown_key_is_named(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
-    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     assert main(["run", str(recipe), "train.epochz=3"]) == 2
     assert "train.epochz" in capsys.readouterr().err
 
@@ -123,7 +120,7 @@ def test_skip_invalid_trains_on_the_rest_and_reports_why(tiny_dataset, tiny_whis
     rows.append({"audio_filepath": str(tmp_path / "gone.wav"), "text": "lost", "id": "gone"})
     rows.append({"audio_filepath": rows[0]["audio_filepath"], "text": "?!", "id": "punct"})
     train = write_manifest(tmp_path / "train.jsonl", rows)
-    recipe = _recipe(tmp_path, dict(tiny_dataset, train=train), tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, dict(tiny_dataset, train=train), tiny_whisper_dir)
     out = tmp_path / "out"
     assert main(["run", str(recipe), f"output_dir={out}", "data.skip_invalid=true", "train.epochs=1"]) == 0
     skipped = json.loads((out / "report.json").read_text())["skipped"]
@@ -136,7 +133,7 @@ def test_plain_accelerate_launch_runs_two_processes_on_cpu(finished_run, tiny_da
     """`accelerate launch --num_processes 2` alone starts one process on a GPU-less machine;
     speechft relaunches it through Accelerate's multi-process launcher, and the report is the
     single-process report: same fields, same WER of the same evaluation sets."""
-    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     out = tmp_path / "out2"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     done = subprocess.run([sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--num_processes", "2",
@@ -176,7 +173,7 @@ def test_long_audio_split_replaces_lines_by_pieces_and_reports_it(tiny_dataset, 
 
 
 def test_failed_data_preparation_stops_the_run_with_the_fix(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
-    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     assert main(["run", str(recipe), f"output_dir={tmp_path / 'out'}", "data.prepare=[nosuch-domain]"]) == 2
     err = capsys.readouterr().err
     assert "data preparation (nosuch-domain) failed" in err and "Fix: run `speechft prepare nosuch-domain`" in err
@@ -191,7 +188,7 @@ def _replay_manifest(tiny_dataset, tmp_path, speaker="spkreplay", n=6):
 
 def test_replay_is_mixed_into_training_and_reported(tiny_dataset, tiny_whisper_dir, tmp_path):
     replay = _replay_manifest(tiny_dataset, tmp_path)
-    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     out = tmp_path / "out"
     assert main(["run", str(recipe), f"output_dir={out}", f"data.replay={replay}", "data.replay_size=4", "train.epochs=1"]) == 0
     report = json.loads((out / "report.json").read_text())
@@ -214,7 +211,7 @@ def test_replay_subset_is_spread_over_the_file(tiny_dataset, tmp_path):
 
 def test_replay_spoken_by_a_test_speaker_is_refused(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
     replay = _replay_manifest(tiny_dataset, tmp_path, speaker="spktest")
-    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     assert main(["run", str(recipe), f"output_dir={tmp_path / 'out'}", f"data.replay={replay}"]) == 2
     err = capsys.readouterr().err
     assert "spktest" in err and "Fix: a replay manifest spoken by other voices" in err and "Traceback" not in err
@@ -222,13 +219,13 @@ def test_replay_spoken_by_a_test_speaker_is_refused(tiny_dataset, tiny_whisper_d
 
 
 def test_negative_replay_size_is_named(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
-    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     assert main(["run", str(recipe), "data.replay_size=-1"]) == 2
     assert "data.replay_size=-1" in capsys.readouterr().err
 
 
 def test_packing_trains_on_fewer_clips_and_reports_them(tiny_dataset, tiny_whisper_dir, tmp_path):
-    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     out = tmp_path / "out"
     assert main(["run", str(recipe), f"output_dir={out}", "data.pack_seconds=3", "train.epochs=1"]) == 0
     report = json.loads((out / "report.json").read_text())
@@ -242,7 +239,7 @@ def test_packing_trains_on_fewer_clips_and_reports_them(tiny_dataset, tiny_whisp
 
 
 def test_pack_seconds_beyond_the_window_is_named(tiny_dataset, tiny_whisper_dir, tmp_path, capsys):
-    recipe = _recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     assert main(["run", str(recipe), "data.pack_seconds=45"]) == 2
     err = capsys.readouterr().err
     assert "data.pack_seconds=45" in err and "Traceback" not in err

@@ -9,42 +9,11 @@ import time
 
 import torch
 from safetensors.torch import load_file
-from support import write_tiny_recipe
+from support import comparable_report, kill_after_checkpoint, start_run, write_tiny_recipe
 
 from speechft.cli import main
 from speechft.recipe import INCOMPLETE_MARKER
 from speechft.train import CHECKPOINT_NAME
-
-TIMING_KEYS = {"stage_seconds", "peak_rss_mb"}
-
-
-def _comparable(report: dict) -> dict:
-    report = {k: v for k, v in report.items() if k not in TIMING_KEYS}
-    report["train"] = {k: v for k, v in report["train"].items() if k != "seconds"}
-    if "export" in report:  # the export lies in each run's own folder
-        report["export"] = {k: v for k, v in report["export"].items() if k != "out_dir"}
-    return report
-
-
-def _start(recipe, cwd, *extra):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "speechft", "run", str(recipe), *extra], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _kill_after_checkpoint(proc, run_parent, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if list(run_parent.glob("*/checkpoints/last.pt")):
-            time.sleep(0.3)  # well inside training: checkpoints every 3 of ~60 steps
-            proc.send_signal(signal.SIGKILL)
-            return proc.wait()
-        if proc.poll() is not None:
-            raise AssertionError(f"run ended (rc={proc.returncode}) before a checkpoint appeared")
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError("no checkpoint within the timeout")
-
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tiny_dataset, tiny_whisper_dir, tmp_path):
     extra = "  checkpoint_every: 3\n"
@@ -63,8 +32,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_dataset, tiny_whispe
     assert subprocess.run([sys.executable, "-m", "speechft", "run", str(rfile)], cwd=work, capture_output=True).returncode == 0
     runs = work / "runs" / "tiny"
     finished = os.readlink(runs / "latest")
-    proc = _start(rfile, work)
-    assert _kill_after_checkpoint(proc, runs) == -signal.SIGKILL
+    proc = start_run(rfile, work)
+    assert kill_after_checkpoint(proc, runs) == -signal.SIGKILL
     killed = [p for p in runs.iterdir() if (p / INCOMPLETE_MARKER).exists()]
     assert len(killed) == 1
     assert os.readlink(runs / "latest") == finished
@@ -82,7 +51,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_dataset, tiny_whispe
         assert (a[name] == b[name]).all(), name
     ra = json.loads((ref / "report.json").read_text())
     rb = json.loads((killed[0] / "report.json").read_text())
-    assert _comparable(ra) == _comparable(rb)
+    assert comparable_report(ra) == comparable_report(rb)
 
 
 

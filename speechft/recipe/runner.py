@@ -193,6 +193,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             tmp_model = run_dir / ".model.tmp"
             adapter.save(tmp_model)
             write_shipped(tmp_model, shipped)
+            if (run_dir / "adapter").is_dir():  # LoRA: the adapter alone decodes as the report measured too
+                write_shipped(run_dir / "adapter", shipped)
             atomic_write_text(tmp_model / "README.md", model_card(report.to_dict()))
             replace_dir(tmp_model, run_dir / "model")
         if adapter.family == "whisper" and cfg.eval.deployed:

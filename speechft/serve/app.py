@@ -26,6 +26,7 @@ from . import schemas
 from .backends import TranscriptionRequest
 from .errors import APIError, install_error_handlers, overloaded, unauthorized
 from .form import check_content_type, check_declared_length, drain, read_form
+from .models import ServedModels
 from .upload import decode_upload
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,9 @@ class _Admission:
             self.pending -= 1
 
 
-def create_app(backend, settings: ServerSettings) -> FastAPI:
-    """The app serving `backend` (CT2Backend or HFBackend) with `settings`."""
+def create_app(models: ServedModels, settings: ServerSettings) -> FastAPI:
+    """The app serving `models` (a base model and named adapters) with `settings`."""
+    backend = models.default_backend  # /health describes the default model
     admission = _Admission(settings.max_pending)
     limiters: dict[str, anyio.CapacityLimiter] = {}
 
@@ -109,14 +111,15 @@ def create_app(backend, settings: ServerSettings) -> FastAPI:
         served = backend.served
         return {"status": "ok", "backend": backend.kind, "model": settings.model_name,
                 "beam_size": served.decoding.beams, "decoding": served.to_dict(),
-                "pending": admission.pending, "max_pending": settings.max_pending}
+                "pending": admission.pending, "max_pending": settings.max_pending,
+                "models": {name: {"backend": b.kind, "source": models.sources.get(name)} for name, b in models.backends.items()}}
 
     @app.get(MODELS_PATH, response_model=schemas.ModelList, tags=["openai"],
              responses={401: {"model": schemas.ErrorResponse}})
     async def list_models(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
-        """The one model served."""
+        """The models served: the base and every adapter (pick one with the request's `model` field)."""
         check_key(credentials)
-        return {"object": "list", "data": [{"id": settings.model_name, "object": "model", "owned_by": "speechft"}]}
+        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "speechft"} for name in models.backends]}
 
     @app.post(TRANSCRIPTIONS_PATH, tags=["openai"], openapi_extra=schemas.TRANSCRIPTION_FORM,
               responses=schemas.TRANSCRIPTION_RESPONSES)
@@ -136,11 +139,13 @@ def create_app(backend, settings: ServerSettings) -> FastAPI:
         check_declared_length(request, settings.max_upload_bytes)
         form = await read_form(request, boundary, settings.max_upload_bytes)
         try:
-            fields = check_fields(form, backend)
+            name, chosen = models.pick(str(form.get("model") or ""))
+            fields = check_fields(form, chosen)
             audio = await anyio.to_thread.run_sync(decode_upload, fields.upload.file, limiter=limiters["upload"])
         finally:
             await form.close()
-        result = await anyio.to_thread.run_sync(backend.transcribe, audio, fields.request, limiter=limiters["model"])
+        result = await anyio.to_thread.run_sync(chosen.transcribe, audio, fields.request, limiter=limiters["model"])
+        result.decoding = {**result.decoding, "model": name}
         return _render(result, fields, audio.size / SAMPLE_RATE)
 
     return app
@@ -174,8 +179,8 @@ def check_fields(form, backend) -> TranscriptionForm:
     if words and not backend.supports_words:
         raise APIError(400, "word timestamps need faster-whisper. Fix: serve the CT2 export (speechft export)",
                        "unsupported_timestamp_granularities")
-    # `model` and `temperature` are accepted and ignored: one model is served, with its own
-    # temperature schedule (the guards' fallback).
+    # `model` picked the backend (ServedModels.pick); `temperature` is accepted and ignored: the
+    # model has its own temperature schedule (the guards' fallback).
     prompt = str(form.get("prompt") or "") or None
     return TranscriptionForm(upload, response_format, language, TranscriptionRequest(language, prompt, words))
 

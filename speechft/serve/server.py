@@ -19,7 +19,7 @@ import uvicorn
 from ..errors import SpeechftError
 from .app import (DEFAULT_MAX_UPLOAD_MB, DEFAULT_UPLOAD_WORKERS, HEALTH_PATH, MAX_PENDING, TRANSCRIPTIONS_PATH,
                   ServerSettings, create_app)
-from .backends import load_backend
+from .models import load_models
 from .decoding import served_decoding
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,9 @@ class TranscriptionServer:
     """A bound, not yet running server. `start()`/`stop()` run it in a thread, `run()` in the
     foreground until SIGINT/SIGTERM; `with server.start():` stops it on exit."""
 
-    def __init__(self, app, sock: socket.socket, backend, model_dir: str):
-        self.app, self.backend, self.model_dir = app, backend, model_dir
+    def __init__(self, app, sock: socket.socket, models, model_dir: str):
+        self.app, self.models, self.model_dir = app, models, model_dir
+        self.backend = models.default_backend  # the base model's backend
         self._socket = sock
         host, port = sock.getsockname()[:2]  # the real port when 0 was asked for
         self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -89,7 +90,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def make_server(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
                 max_upload_mb: float | None = None, workers: int | None = None, beams: int | None = None,
                 prompt: str | None = None, decoding: dict | None = None,
-                max_pending: int = MAX_PENDING) -> TranscriptionServer:
+                max_pending: int = MAX_PENDING, adapters: dict[str, str] | None = None) -> TranscriptionServer:
     """Load the model and bind the server (port 0: any free port); `start()` or `run()` it.
 
     Args:
@@ -98,6 +99,8 @@ def make_server(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000
         workers: uploads decoded at once (default 4); the model runs one request at a time.
         beams, prompt, decoding: see `decoding.served_decoding` (None: the shipped or default ones).
         max_pending: transcription requests in progress at once; more get 503.
+        adapters: name -> a domain's CT2 export or peft adapter folder, picked by the request's
+            `model` field (models.py); the base serves requests that name none.
 
     Raises:
         SpeechftError: a bad setting, the model cannot be loaded, or the address cannot be bound.
@@ -107,11 +110,10 @@ def make_server(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000
     if max_upload_mb <= 0 or workers < 1 or max_pending < 1:
         raise SpeechftError(f"max_upload_mb={max_upload_mb}, workers={workers} and max_pending={max_pending} "
                             "must be positive")
-    served = served_decoding(model_dir, beams, prompt, decoding)
-    backend = load_backend(model_dir, served)
+    models = load_models(model_dir, adapters or {}, lambda folder: served_decoding(folder, beams, prompt, decoding))
     settings = ServerSettings(model_name=Path(str(model_dir)).name, api_key=api_key or None,
                               max_upload_bytes=int(max_upload_mb * _MIB), upload_workers=workers, max_pending=max_pending)
-    return TranscriptionServer(create_app(backend, settings), _bind(host, port), backend, str(model_dir))
+    return TranscriptionServer(create_app(models, settings), _bind(host, port), models, str(model_dir))
 
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, **kwargs) -> None:
@@ -127,4 +129,7 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, api_
     print(f"serving {model_dir} ({server.backend.kind}, beams {served.decoding.beams}, VAD "
           f"{'on' if served.decoding.vad_filter else 'off'}, prompt: {served.prompt_source}) at "
           f"{server.url}{TRANSCRIPTIONS_PATH}; health: {server.url}{HEALTH_PATH}; docs: {server.url}/docs", flush=True)
+    for name, backend in server.models.backends.items():
+        if name != server.models.default:
+            print(f"  model={name}: {server.models.sources[name]} ({backend.kind})", flush=True)
     server.run()
