@@ -96,3 +96,16 @@ def test_the_checks_see_imports(tmp_path):
     fake.write_text(code)
     node = next(n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.ImportFrom))
     assert _resolve("speechft.fake", False, node) == "speechft.io_utils"
+
+
+def test_test_modules_have_unique_basenames():
+    # tests/ has no __init__.py files, so pytest imports every test module by its basename:
+    # two files named alike in different folders stop collection ("import file mismatch").
+    tests = Path(__file__).resolve().parent
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted(tests.rglob("test_*.py")):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(tests)} and {path.relative_to(tests)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, "rename one of each pair: " + "; ".join(clashes)

@@ -5,12 +5,11 @@ guards and VAD on by default; the folder's shipped beams and prompt unless told 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support import FLITE, FLITE_SENTENCES, FLITE_VOICE, SR, get, post, tone, wav_bytes
+from support import FLITE_SENTENCES, SR, flite_manifest, get, post, tone, wav_bytes
 
 from speechft.export import export_ct2
 from speechft.models.shipped import ShippedDecoding, write_shipped
@@ -94,17 +93,9 @@ def test_short_audio_is_one_window_and_long_audio_goes_long_form(shipped_export,
 
 def _flite(folder: Path, sentences: list[str]) -> list[np.ndarray]:
     from speechft.audio import load_audio
+    from speechft.manifest import read_manifest
 
-    if not Path(FLITE).is_file():
-        pytest.skip(f"{FLITE} missing: apt-get install flite")
-    folder.mkdir(parents=True, exist_ok=True)
-    clips = []
-    for i, text in enumerate(sentences):
-        wav = folder / f"{i}.wav"
-        if not wav.is_file():
-            subprocess.run([FLITE, "-voice", FLITE_VOICE, "-t", text, "-o", str(wav)], check=True, timeout=60)
-        clips.append(load_audio(wav))
-    return clips
+    return [load_audio(u.audio_filepath) for u in read_manifest(flite_manifest(folder, sentences))]
 
 
 def _long_form_vs_clips(url: str, clips: list[np.ndarray], label: str) -> None:
