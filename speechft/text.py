@@ -31,9 +31,22 @@ def _whisper_normalizer():
 
 def normalize(text: str) -> str:
     """Normalise for scoring: lower case, no punctuation, numbers as digits, US spelling."""
-    text = text or ""
+    # Compatibility forms first ("℠" -> "SM", "ﬁ" -> "fi"): the Whisper normaliser decomposes
+    # them after lower-casing, which would leave capitals behind.
+    text = unicodedata.normalize("NFKC", text or "")
     for pattern, repl in _SPOKEN_VARIANTS.items():
         text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
+    # Whisper's number normaliser is not idempotent ("o1" -> "0 one" -> "one"): apply it until the
+    # text stops changing, so a reference and a hypothesis that normalise alike compare alike.
+    for _ in range(4):
+        out = _normalize_once(text)
+        if out == text:
+            break
+        text = out
+    return out
+
+
+def _normalize_once(text: str) -> str:
     # The Whisper normaliser keeps "." and "," inside numbers; a token of bare punctuation is no word.
     return " ".join(w for w in _whisper_normalizer()(text).split() if any(c.isalnum() for c in w))
 

@@ -44,7 +44,7 @@ def test_a_model_trained_on_logmel_features_decodes_the_same_through_faster_whis
 
     recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     out = tmp_path / "out"
-    assert main(["run", str(recipe), f"output_dir={out}", "train.max_steps=20", "model.feature_padding=logmel",
+    assert main(["run", str(recipe), f"output_dir={out}", "train.max_steps=20", "model.feature_padding=logmel", "eval.deployed=true",
                  "export.quantization=float32", "eval.ship_prompt=never"]) == 0
     utts = read_manifest(tiny_dataset["test"])
     model_dir = str(out / "model")
@@ -64,7 +64,8 @@ def test_a_deployed_model_worse_than_the_report_fails_the_run_loudly(tiny_datase
     export.max_wer_gap the run stops, says why and how to fix it, and is not marked finished."""
     recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     out = tmp_path / "out"
-    assert main(["run", str(recipe), f"output_dir={out}", "train.max_steps=2", "export.max_wer_gap=0.01"]) == 2
+    assert main(["run", str(recipe), f"output_dir={out}", "train.max_steps=2", "export.max_wer_gap=0.01",
+                 "eval.deployed=true", "eval.long_utterances=0"]) == 2
     err = capsys.readouterr().err
     assert "the deployed model (CTranslate2 int8 through faster-whisper) scores test WER" in err and "Fix:" in err
     assert (out / INCOMPLETE_MARKER).exists()  # not a result
