@@ -60,5 +60,5 @@ def test_long_audio_choices():
 def test_prepare_accepts_a_recipe_for_its_data_prepare_targets():
     from speechft.cli import prepare_targets
 
-    assert prepare_targets([str(REPO / "recipes/aviation/recipe.yaml")]) == ["aviation", "general", "everyday"]
-    assert prepare_targets(["medical", str(REPO / "recipes/medical/recipe.yaml")]) == ["medical", "general", "everyday"]  # each once
+    assert prepare_targets([str(REPO / "recipes/aviation/recipe.yaml")]) == ["aviation", "general", "everyday", "nonspeech"]
+    assert prepare_targets(["medical", str(REPO / "recipes/medical/recipe.yaml")]) == ["medical", "general", "everyday", "nonspeech"]  # each once

@@ -71,3 +71,19 @@ def test_a_deployed_model_worse_than_the_report_fails_the_run_loudly(tiny_datase
     assert (out / INCOMPLETE_MARKER).exists()  # not a result
     report = json.loads((out / "report.json").read_text())  # but everything is there to inspect
     assert report["eval"]["test"]["deployed"]["wer"] - report["eval"]["test"][report["headline"]]["wer"] > 0.01
+
+
+def test_deployed_rows_decode_in_parallel_exactly_as_one_at_a_time(tiny_en_ct2_dir, tmp_path):
+    """The report's deployed rows run one decoding per core; the texts are those of the server's
+    one-clip-at-a-time loop (pretrained tiny.en, real speech from flite, beams 5 and a prompt)."""
+    from support import FLITE_SENTENCES, flite_manifest
+
+    from speechft.deployed import DeployedModel
+    from speechft.models.ct2.runtime import DeployedDecoding, load_ct2, transcribe_deployed
+
+    utts = read_manifest(flite_manifest(tmp_path / "clips", FLITE_SENTENCES))
+    decoding = DeployedDecoding(beams=5, prompt="train, museum, restaurant")
+    texts, segments = DeployedModel(tiny_en_ct2_dir, decoding).transcribe(utts)
+    one_model = load_ct2(tiny_en_ct2_dir)
+    alone = [transcribe_deployed(one_model, load_audio(u.audio_filepath), decoding)[0] for u in utts]
+    assert texts == alone and all(t for t in texts) and len(segments) == len(utts)

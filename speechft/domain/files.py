@@ -109,8 +109,9 @@ def recipe_yaml(domain: str, recipes: Path) -> str:
 # speechft recipe: {domain} (written by `speechft new {domain}` on {date.today().isoformat()}).
 # Settings copied from recipes/{TEMPLATE_DOMAIN}/recipe.yaml, the best measured so far (its README, "How the
 # recipe got here"): model, freeze policy, learning rate, WiSE-FT interpolation, everyday replay,
-# packing and beam-5 decoding; only the data paths are this domain's. data.general stays the
-# real-speech Asterisk set, where forgetting is measured.
+# packing, prompt-aware training, non-speech clips, faster-whisper's front end and beam-5
+# decoding; only the data paths are this domain's. data.general stays the real-speech Asterisk
+# set, where forgetting is measured.
 # Run from the repository root:
 #   speechft run recipes/{domain}/recipe.yaml            (or recipes/{domain}/run.sh: prepare -> run -> export)
 #   speechft run recipes/{domain}/recipe.yaml train.epochs=2

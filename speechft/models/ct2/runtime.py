@@ -124,11 +124,12 @@ def is_ct2_dir(path: str | Path) -> bool:
     return (Path(path) / CT2_WEIGHTS_FILE).is_file() and (Path(path) / "config.json").is_file()
 
 
-def load_ct2(model_dir: str | Path, compute_type: str = "default"):
+def load_ct2(model_dir: str | Path, compute_type: str = "default", threads: int | None = None, workers: int = 1):
     """Load an exported folder with faster-whisper on the CPU.
 
     "default" keeps the quantization chosen at export (int8 stays int8; float16, which a
-    CPU cannot run, becomes float32).
+    CPU cannot run, becomes float32). `threads` per decoding (default: every core the process
+    may use) and `workers`, how many decodings may run at once from different Python threads.
 
     Raises:
         SpeechftError: the folder cannot be loaded (naming it and the fix).
@@ -138,7 +139,8 @@ def load_ct2(model_dir: str | Path, compute_type: str = "default"):
     # faster-whisper logs one INFO line per clip, which drowns the parity and server output.
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     try:
-        return WhisperModel(str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads())
+        return WhisperModel(str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=threads or cpu_threads(),
+                            num_workers=workers)
     except (RuntimeError, ValueError, OSError) as e:
         raise SpeechftError(f"cannot load CTranslate2 model {model_dir}: {e}. Fix: re-export it with speechft export") from e
 
