@@ -244,3 +244,22 @@ def test_pack_seconds_beyond_the_window_is_named(tiny_dataset, tiny_whisper_dir,
     assert main(["run", str(recipe), "data.pack_seconds=45"]) == 2
     err = capsys.readouterr().err
     assert "data.pack_seconds=45" in err and "Traceback" not in err
+
+
+def test_a_term_list_too_long_for_the_prompt_ships_whole_terms_that_fit(tiny_dataset, tiny_whisper_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from speechft.models.whisper import MAX_PROMPT_TOKENS
+
+    terms = [f"pharmaceutical{i} compound{i}" for i in range(150)]  # ~1,000 tokens
+    (tmp_path / "terms.txt").write_text("\n".join(terms) + "\n", encoding="utf-8")
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), f"output_dir={out}", f"data.terms={tmp_path / 'terms.txt'}", "train.epochs=1",
+                 "eval.ship_prompt=always"]) == 0
+    prompt = json.loads((out / "model" / "speechft_decoding.json").read_text())["prompt"]
+    assert set(prompt.split(", ")) <= set(terms) and len(prompt.split(", ")) < len(terms)
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    assert len(tokenizer.encode(" " + prompt, add_special_tokens=False)) <= MAX_PROMPT_TOKENS  # no engine cuts it
+    report = json.loads((out / "report.json").read_text())
+    assert {"before", "after"} <= set(report["eval"]["dev"])  # dev decoded to choose which terms go first

@@ -18,7 +18,10 @@ from ..text import written_form
 from .base import DecodeOptions, TrainTarget, refuse_options
 
 IGNORE_INDEX = -100  # label positions excluded from the loss
-MAX_PROMPT_TOKENS = 223  # Whisper: prompt + prefix must fit half of the 448-token context
+# Prompt tokens after <|startofprev|>: half of Whisper's 448-token context, less one. Longer
+# prompts are cut to their first 223 tokens, as faster-whisper cuts `hotwords` (what
+# `speechft serve` and the deployed rows send); the recipes' prompts fit whole (fit_prompt).
+MAX_PROMPT_TOKENS = 223
 # Up to this many decoder tokens, cross-attention is cheaper reassociated (see
 # _reassociated_cross_attention); measured break-even on tiny.en: ~70 tokens (benchmarks/README.md).
 REASSOCIATE_MAX_TOKENS = 48
@@ -125,7 +128,18 @@ class WhisperAdapter:
 
     def zero_training_baselines(self, terms: list[str], eval_cfg) -> dict[str, DecodeOptions]:
         """The baseline to beat without training: the domain terms as a decoding prompt."""
-        return {"prompted": self.decode_options(eval_cfg).replace(prompt=", ".join(terms[: eval_cfg.max_prompt_terms]))}
+        return {"prompted": self.decode_options(eval_cfg).replace(prompt=self.fit_prompt(terms[: eval_cfg.max_prompt_terms]))}
+
+    def fit_prompt(self, terms: list[str]) -> str | None:
+        """The terms, in order, joined as a prompt of whole terms that fits MAX_PROMPT_TOKENS
+        tokens: a term that would overflow is left out and shorter later ones still go in.
+        Below the limit every engine keeps the prompt whole, so HF, CTranslate2 and faster-whisper
+        (`hotwords` or `initial_prompt`) all decode with the same tokens (../prompt.py)."""
+        chosen: list[str] = []
+        for term in terms:
+            if len(self.tokenizer.encode(" " + ", ".join(chosen + [term]), add_special_tokens=False)) <= MAX_PROMPT_TOKENS:
+                chosen.append(term)
+        return ", ".join(chosen) or None
 
     def decoder_prefix(self, language: str | None = None, timestamps: bool = False) -> list[int]:
         """The tokens the decoder starts from: start-of-transcript, then (multilingual models)
@@ -314,7 +328,7 @@ class WhisperAdapter:
     # ---- decoding ---------------------------------------------------------------------------------
     def prompt_ids(self, prompt: str) -> torch.Tensor:
         """Token ids for a decoding prompt, cut to Whisper's prompt budget."""
-        ids = self.tokenizer.encode(" " + prompt.strip(), add_special_tokens=False)[: MAX_PROMPT_TOKENS - 1]
+        ids = self.tokenizer.encode(" " + prompt.strip(), add_special_tokens=False)[:MAX_PROMPT_TOKENS]
         return torch.tensor([self.tokenizer.convert_tokens_to_ids("<|startofprev|>")] + ids)
 
     @torch.no_grad()

@@ -44,14 +44,14 @@ class Evaluation:
                  is_main: bool = True):
         self.sets, self.terms, self.run_dir, self.batch_size, self.is_main = sets, terms, run_dir, batch_size, is_main
         self.results: dict[str, dict[str, dict]] = {}
-        self._full: dict[tuple[str, str], EvalResult] = {}
+        self.full: dict[tuple[str, str], EvalResult] = {}  # (set, condition) -> per-utterance results
 
     def _record(self, set_name: str, condition: str, res: EvalResult, extra: dict | None = None) -> None:
         summary = {**res.summary(), "ci": bootstrap_ci(res), **(extra or {})}
         if set_name == "nonspeech":  # no reference words: WER and CER mean nothing, the share with words does
             summary.update(wer=None, cer=None, ci=None)
         self.results.setdefault(set_name, {})[condition] = summary
-        self._full[(set_name, condition)] = res
+        self.full[(set_name, condition)] = res
         if self.is_main:  # per-utterance ref/hyp/errors, to see what changed
             atomic_write_json(self.run_dir / "eval" / f"{set_name}-{condition}.json", {**res.to_dict(), **(extra or {})})
         if set_name == "nonspeech":
@@ -87,7 +87,7 @@ class Evaluation:
     def _clip_by_clip_wer(self, recordings: list[Utterance], condition: str) -> float | None:
         """WER of the recordings' sentences decoded one by one (the test set's row of the same
         condition): what the long recordings are compared with."""
-        clips = self._full.get(("test", condition))
+        clips = self.full.get(("test", condition))
         if clips is None:
             return None
         by_id = {u.id: u for u in clips.utterances}
@@ -102,7 +102,7 @@ class Evaluation:
         out = {}
         for s, by_cond in self.results.items():
             if "before" in by_cond and headline in by_cond:
-                b, a = self._full[(s, "before")], self._full[(s, headline)]
+                b, a = self.full[(s, "before")], self.full[(s, headline)]
                 ci = bootstrap_change(b, a)
                 out[s] = {"from": "before", "to": headline, "wer": a.wer - b.wer, "wer_ci": ci["wer"],
                           "term_recall": None if b.term_recall is None else a.term_recall - b.term_recall,

@@ -2,7 +2,8 @@
 
 - CT2Backend: a CTranslate2 export through faster-whisper, the fast path and what voice
   assistants deploy: `transcribe_deployed`, so <= 30 s is one window without timestamps and
-  longer audio goes through faster-whisper's long-form loop.
+  longer audio, cut at pauses into clips of at most 30 s, goes through faster-whisper's
+  long-form loop.
 - HFBackend: a Hugging Face Whisper folder or alias through the speechft adapter: <= 30 s
   decodes as `speechft eval` does; longer audio through transformers' own long-form
   generation (timestamps, seeking, the same guards). No VAD on this path.

@@ -80,3 +80,26 @@ def test_loss_on_learned_positions_equals_the_full_cross_entropy(adapter):
     logits = adapter.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc), decoder_input_ids=inputs, use_cache=False).logits
     full = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
     assert n == int((labels != IGNORE_INDEX).sum()) and torch.allclose(loss, full, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_prompt_keeps_whole_terms_in_order_within_the_prompt_budget(adapter):
+    from speechft.models.whisper import MAX_PROMPT_TOKENS
+
+    terms = [f"term{i} compound{i}" for i in range(120)]  # far more than 223 tokens
+    prompt = adapter.fit_prompt(terms)
+    chosen = prompt.split(", ")
+    assert chosen == terms[: len(chosen)] and 0 < len(chosen) < len(terms)  # a prefix of whole terms
+    ids = adapter.tokenizer.encode(" " + prompt, add_special_tokens=False)
+    assert len(ids) <= MAX_PROMPT_TOKENS
+    longer = adapter.tokenizer.encode(" " + ", ".join(terms[: len(chosen) + 1]), add_special_tokens=False)
+    assert len(longer) > MAX_PROMPT_TOKENS  # the next term would not have fit
+    # So no engine cuts it: the decoding prompt is <|startofprev|> + every token of the prompt
+    # (faster-whisper's hotwords cut only at 224 tokens, its initial_prompt keeps the last 223).
+    assert adapter.prompt_ids(prompt).tolist()[1:] == ids
+    assert adapter.fit_prompt(["heparin", "warfarin"]) == "heparin, warfarin"
+    assert adapter.fit_prompt([]) is None
+
+
+def test_a_term_too_long_for_the_prompt_is_skipped_and_shorter_ones_still_fit(adapter):
+    huge = " ".join(f"word{i}" for i in range(400))
+    assert adapter.fit_prompt(["heparin", huge, "warfarin"]) == "heparin, warfarin"

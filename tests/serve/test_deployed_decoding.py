@@ -1,5 +1,5 @@
 """The server decodes the way the deployed model should (`transcribe_deployed`): one window
-without timestamps up to 30 s, faster-whisper's long-form loop beyond; the hallucination
+without timestamps up to 30 s, faster-whisper's long-form loop beyond (on clips cut at pauses); the hallucination
 guards and VAD on by default; the folder's shipped beams and prompt unless told otherwise."""
 
 from __future__ import annotations
@@ -78,14 +78,22 @@ def test_the_shipped_prompt_is_used_unless_the_request_sends_its_own(shipped_exp
     assert [(c["hotwords"], c["beam_size"]) for c in spy] == [(None, 1), ("Metformin.", 1)]
 
 
-def test_short_audio_is_one_window_and_long_audio_goes_long_form(shipped_export, spy):
+def test_short_audio_is_one_window_and_long_audio_goes_long_form_in_clips_cut_at_pauses(shipped_export, spy, tmp_path):
+    pause = np.zeros(int(PAUSE_S * SR), np.float32)
+    speech = np.concatenate([part for clip in _flite(tmp_path, LONG_SENTENCES) for part in (clip, pause)])
     with make_server(shipped_export, port=0, beams=1, decoding={"temperature_fallback": False}) as server:
         short = _verbose(server.url, wav_bytes(tone(5.0, 300)))
-        long = _verbose(server.url, wav_bytes(tone(31.0, 300)), **{"timestamp_granularities[]": "word"})
+        long = _verbose(server.url, wav_bytes(speech), **{"timestamp_granularities[]": "word"})
+        no_speech = _verbose(server.url, wav_bytes(np.zeros(31 * SR, np.float32)))  # no speech: nothing to decode
     assert short["decoding"]["long_form"] is False and long["decoding"]["long_form"] is True
-    assert [c["without_timestamps"] for c in spy] == [True, False]
-    assert all(c["vad_filter"] and c["no_speech_threshold"] == 0.6 and c["log_prob_threshold"] == -1.0
+    assert [c["without_timestamps"] for c in spy] == [True, False] and no_speech["text"] == ""
+    assert all(c["no_speech_threshold"] == 0.6 and c["log_prob_threshold"] == -1.0
                and c["compression_ratio_threshold"] == 2.4 for c in spy)
+    # Long audio: Silero VAD cuts it at pauses into clips of at most one window, decoded in turn.
+    assert spy[0]["vad_filter"] and not spy[1]["vad_filter"]
+    clips = spy[1]["clip_timestamps"]
+    assert len(clips) >= 4 and clips == sorted(clips) and clips[-1] <= speech.size / SR + 0.5
+    assert all(0 < end - start <= 30.0 for start, end in zip(clips[::2], clips[1::2]))
     # The shipped prompt precedes every window, so the previous text is not added (no room for both).
     assert all(c["hotwords"] == SHIPPED_PROMPT and not c["condition_on_previous_text"] for c in spy)
     assert spy[1]["word_timestamps"] is True and isinstance(long["words"], list)

@@ -35,6 +35,12 @@ PARITY_DECODE_OPTIONS = {
 
 
 WINDOW_SECONDS = 30.0  # Whisper's input window: longer audio goes through faster-whisper's long-form loop
+# Long audio with VAD on is cut at pauses of at least this length into clips of at most one
+# window (faster-whisper's `clip_timestamps`), so no window boundary falls inside a word and every
+# clip starts at speech, as the packed training clips do. On the medical dev recordings (5 of
+# 80-93 s, held-out voices) this kept WER (9.23% both ways) and moved the mean sentence
+# boundary error from 6.1 s to 0.04 s against seeking window by window over the whole recording.
+CLIP_MIN_SILENCE_MS = 500
 SAMPLING_SEED = 0  # temperature fallback samples: seeded per call, so the same audio gives the same text
 
 
@@ -45,7 +51,7 @@ class DeployedDecoding:
 
     Short audio (<= 30 s, one window) is decoded without timestamps, as training and the
     report's HF rows do; longer audio goes through faster-whisper's long-form loop, which needs
-    timestamps to seek from window to window. The hallucination guards are faster-whisper's own
+    timestamps to seek from window to window, on clips cut at pauses (speech_clips) when VAD is on. The hallucination guards are faster-whisper's own
     defaults; Silero VAD (bundled with faster-whisper) drops non-speech before decoding.
     """
 
@@ -106,9 +112,37 @@ def transcribe_deployed(model, audio: np.ndarray, decoding: DeployedDecoding = D
 
     ctranslate2.set_random_seed(SAMPLING_SEED)
     seconds = audio.size / SAMPLE_RATE
-    segments, _ = model.transcribe(audio, language=ct2_language(model, decoding.language), **decoding.transcribe_kwargs(seconds))
+    kwargs = decoding.transcribe_kwargs(seconds)
+    if seconds > WINDOW_SECONDS and decoding.vad_filter:
+        clips = speech_clips(audio, decoding.vad_speech_pad_ms)
+        if not clips:  # no speech anywhere: nothing to decode, as VAD would leave it
+            return "", []
+        kwargs.pop("vad_parameters", None)
+        kwargs.update(vad_filter=False, clip_timestamps=clips)
+    segments, _ = model.transcribe(audio, language=ct2_language(model, decoding.language), **kwargs)
     segments = list(segments)  # the generator decodes lazily
     return " ".join(s.text.strip() for s in segments if s.text.strip()).strip(), segments
+
+
+def speech_clips(audio: np.ndarray, pad_ms: int = 400, max_seconds: float = WINDOW_SECONDS) -> list[float]:
+    """Silero VAD's speech (faster-whisper's) cut at pauses of CLIP_MIN_SILENCE_MS and merged
+    into clips of at most `max_seconds`, as faster-whisper's `clip_timestamps`: [start, end, ...] s.
+
+    Each clip keeps the pauses inside it (the model hears the sentence gaps it was trained on);
+    a stretch of speech longer than a window is cut by the VAD at its longest inner pause.
+    """
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(min_silence_duration_ms=CLIP_MIN_SILENCE_MS, speech_pad_ms=pad_ms,
+                         max_speech_duration_s=max_seconds - 2 * pad_ms / 1000)
+    clips: list[list[float]] = []
+    for span in get_speech_timestamps(audio, options):
+        start, end = span["start"] / SAMPLE_RATE, span["end"] / SAMPLE_RATE
+        if clips and end - clips[-1][0] <= max_seconds:
+            clips[-1][1] = end
+        else:
+            clips.append([start, end])
+    return [t for clip in clips for t in clip]
 
 
 def cpu_threads() -> int:
