@@ -98,3 +98,18 @@ def test_real_tiny_en_int8_parity(tmp_path_factory):
     assert parity["n"] == len(SENTENCES) and parity["quantization"] == "int8"
     assert parity["hf_wer"] < 0.15 and parity["ct2_wer"] < 0.15, parity
     assert parity["gap"] <= PARITY_SLACK
+
+
+def test_parity_decodes_the_hf_side_with_the_front_end_the_folder_ships(tiny_whisper_dir, tmp_path):
+    """A recipe's model trained and reported on faster-whisper's log-mel padding: the parity
+    check's HF side must use it too, or it measures a front end the report never used (the
+    medical LoRA model's int8 export was refused for a +0.54-point 'padding' gap that way)."""
+    import shutil
+
+    from speechft.export import _hf_adapter
+    from speechft.models.shipped import ShippedDecoding, write_shipped
+
+    assert _hf_adapter(tiny_whisper_dir, None).feature_padding == "waveform"  # no shipped file: the HF default
+    model = shutil.copytree(tiny_whisper_dir, tmp_path / "model")
+    write_shipped(model, ShippedDecoding(num_beams=5, feature_padding="logmel"))
+    assert _hf_adapter(model, None).feature_padding == "logmel"
