@@ -39,7 +39,8 @@ WINDOW_SECONDS = 30.0  # Whisper's input window: longer audio goes through faste
 # window (faster-whisper's `clip_timestamps`), so no window boundary falls inside a word and every
 # clip starts at speech, as the packed training clips do. On the medical dev recordings (5 of
 # 80-93 s, held-out voices) this kept WER (9.23% both ways) and moved the mean sentence
-# boundary error from 6.1 s to 0.04 s against seeking window by window over the whole recording.
+# boundary error from 6.1 s to 0.04 s against seeking window by window over the whole recording;
+# on the next model 8.80% vs 8.69% WER, 0.04 s vs 0.11 s (benchmarks/long_audio_modes.py).
 CLIP_MIN_SILENCE_MS = 500
 SAMPLING_SEED = 0  # temperature fallback samples: seeded per call, so the same audio gives the same text
 
