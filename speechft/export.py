@@ -164,15 +164,9 @@ def _parity(src: Path, ct2_dir: Path, manifest: Path, quantization: str, terms: 
 def _hf_adapter(src: Path, language: str | None):
     """The HF side of the parity check, with the front end the folder's report measured
     (a recipe's model records `feature_padding` in speechft_decoding.json)."""
-    from .config import ModelConfig
-    from .models.adapters import load_adapter
-    from .models.shipped import read_shipped
+    from .models.adapters import folder_model_config, load_adapter
 
-    cfg = ModelConfig(name=str(src), language=language)
-    shipped = read_shipped(src)
-    if shipped is not None:
-        cfg.feature_padding = shipped.feature_padding
-    return load_adapter(str(src), cfg)
+    return load_adapter(str(src), folder_model_config(str(src), language))
 
 
 def _hf_hyps(adapter, utts) -> list[str]:

@@ -24,23 +24,31 @@ def adapter_for(loaded, model_cfg: ModelConfig) -> ModelAdapter:
     return CTCAdapter(loaded.model, loaded.processor)
 
 
+def folder_model_config(name: str | None = None, language: str | None = None) -> ModelConfig:
+    """ModelConfig for decoding `name` as it ships: a trained model folder decodes with the
+    front end its report measured (models/shipped.py); anything else gets the defaults."""
+    from .shipped import read_shipped
+
+    model_cfg = ModelConfig(name=name, language=language) if name else ModelConfig(language=language)
+    shipped = read_shipped(name) if name and Path(name).is_dir() else None
+    if shipped is not None:
+        model_cfg.feature_padding = shipped.feature_padding
+    return model_cfg
+
+
 def load_adapter(name: str | None = None, model_cfg: ModelConfig | None = None) -> ModelAdapter:
     """Load a model by alias, local folder or hub id and wrap it in its family's adapter.
 
     Args:
         name: the model; defaults to `model_cfg.name`.
-        model_cfg: family, language, task, front end and target style. Default: ModelConfig(),
-            with the front end a trained model folder records (models/shipped.py).
+        model_cfg: family, language, task, front end and target style. Default:
+            folder_model_config(name).
 
     Raises:
         SpeechftError: the model cannot be found or loaded, or is not of the configured family.
     """
     from .registry import load_model
-    from .shipped import read_shipped
 
     if model_cfg is None:
-        model_cfg = ModelConfig(name=name) if name else ModelConfig()
-        shipped = read_shipped(name) if name and Path(name).is_dir() else None
-        if shipped is not None:  # a trained model decodes with the front end its report measured
-            model_cfg.feature_padding = shipped.feature_padding
+        model_cfg = folder_model_config(name)
     return adapter_for(load_model(name or model_cfg.name), model_cfg)

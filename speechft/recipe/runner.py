@@ -40,7 +40,7 @@ def _choose_shipped(cfg: RecipeConfig, ev: Evaluation, adapter, cache, decode, p
         return "after", ShippedDecoding(beams, None, "no prompt (eval.ship_prompt: never, or no terms)", padding)
     if cfg.eval.ship_prompt == "always":
         return "after+prompted", ShippedDecoding(beams, prompt, "terms prompt (eval.ship_prompt: always)", padding)
-    if ("dev", "after") not in ev.full:  # _prompt_terms may have decoded it already
+    if ("dev", "after") not in ev.full:  # _prompt_baselines may have decoded it already
         ev.model("after", ["dev"], adapter, cache, decode)
     ev.model("after+prompted", ["dev"], adapter, cache, decode.replace(prompt=prompt))
     plain, prompted = ev.wer("dev", "after"), ev.wer("dev", "after+prompted")
@@ -50,20 +50,24 @@ def _choose_shipped(cfg: RecipeConfig, ev: Evaluation, adapter, cache, decode, p
     return "after", ShippedDecoding(beams, None, note, padding)
 
 
-def _prompt_terms(adapter, terms: list[str] | None, cfg: RecipeConfig, ev: Evaluation, condition: str, decode_dev) -> list[str] | None:
-    """The terms in the order a prompt takes them: as listed when the prompt holds them all;
-    otherwise those the model (`condition`) misses on dev first, so the prompt's limited room
-    goes to the terms it helps (../prompt.py). `decode_dev()` decodes dev when that is needed."""
-    baselines = adapter.zero_training_baselines(terms, cfg.eval) if terms else {}
+def _prompt_baselines(adapter, terms: list[str] | None, cfg: RecipeConfig, ev: Evaluation, condition: str,
+                      decode_dev) -> dict:
+    """The adapter's prompt conditions (`zero_training_baselines`) with the terms in the order a
+    prompt takes them: as listed when the prompt holds them all; otherwise those the model
+    (`condition`) misses on dev first, so the prompt's limited room goes to the terms it helps
+    (../prompt.py). `decode_dev()` decodes dev when that is needed. No terms: none."""
+    if not terms:
+        return {}
+    baselines = adapter.zero_training_baselines(terms, cfg.eval)
     prompt = getattr(baselines.get("prompted"), "prompt", None)
     if prompt is None or prompt == ", ".join(terms[: cfg.eval.max_prompt_terms]) or "dev" not in ev.sets:
-        return terms
+        return baselines
     if ("dev", condition) not in ev.full:
         decode_dev()
-    ordered = missed_terms_first(terms, ev.full[("dev", condition)])
+    baselines = adapter.zero_training_baselines(missed_terms_first(terms, ev.full[("dev", condition)]), cfg.eval)
     log.info("the terms prompt holds %d of %d terms; those %s misses on dev go first",
-             len(adapter.zero_training_baselines(ordered, cfg.eval)["prompted"].prompt.split(", ")), len(terms), condition)
-    return ordered
+             len(baselines["prompted"].prompt.split(", ")), len(terms), condition)
+    return baselines
 
 
 def _deployed_rows(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, shipped: ShippedDecoding, pretrained: str) -> dict:
@@ -166,10 +170,10 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             before_cache = caches.for_units(plan.frozen_units)
             ev.model("before", hf_sets, adapter, before_cache, decode)
             if cfg.eval.prompted and terms:
-                baseline_terms = _prompt_terms(adapter, terms, cfg, ev, "before",
-                                               lambda: ev.model("before", ["dev"], adapter, before_cache, decode))
-                for name, options in adapter.zero_training_baselines(baseline_terms, cfg.eval).items():
-                    ev.model(name, [s for s in hf_sets if s in cfg.eval.prompted_sets], adapter, caches.for_units(plan.frozen_units), options)
+                baselines = _prompt_baselines(adapter, terms, cfg, ev, "before",
+                                              lambda: ev.model("before", ["dev"], adapter, before_cache, decode))
+                for name, options in baselines.items():
+                    ev.model(name, [s for s in hf_sets if s in cfg.eval.prompted_sets], adapter, before_cache, options)
         if "replay" in sets:
             log.info("replay: %d everyday utterances from %s mixed into %d training utterances",
                      len(sets["replay"]), cfg.data.replay, len(sets["train"]))
@@ -185,9 +189,9 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         plan = train_result.plan  # gradual unfreezing may end on a later stage: the final eval and the counts use it
         cache = caches.for_units(plan.frozen_units)
         with timer("final eval"):
-            terms_order = _prompt_terms(adapter, terms, cfg, ev, "after", lambda: ev.model("after", ["dev"], adapter, cache, decode))
-            prompt = adapter.zero_training_baselines(terms_order, cfg.eval).get("prompted") if terms else None
-            prompt = prompt.prompt if prompt is not None else None
+            prompted = _prompt_baselines(adapter, terms, cfg, ev, "after",
+                                         lambda: ev.model("after", ["dev"], adapter, cache, decode)).get("prompted")
+            prompt = prompted.prompt if prompted is not None else None
             headline, shipped = _choose_shipped(cfg, ev, adapter, cache, decode, prompt)
             log.info("shipped decoding: %s (%s)", headline, shipped.note)
             ev.model("after", hf_sets, adapter, cache, decode)

@@ -52,8 +52,9 @@ class DeployedDecoding:
 
     Short audio (<= 30 s, one window) is decoded without timestamps, as training and the
     report's HF rows do; longer audio goes through faster-whisper's long-form loop, which needs
-    timestamps to seek from window to window, on clips cut at pauses (speech_clips) when VAD is on. The hallucination guards are faster-whisper's own
-    defaults; Silero VAD (bundled with faster-whisper) drops non-speech before decoding.
+    timestamps to seek from window to window, on clips cut at pauses (speech_clips) when VAD is
+    on. The hallucination guards are faster-whisper's own defaults; Silero VAD (bundled with
+    faster-whisper) drops non-speech before decoding.
     """
 
     beams: int = 5  # faster-whisper's and wyoming-faster-whisper's default
