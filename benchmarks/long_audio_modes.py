@@ -1,8 +1,9 @@
-"""Long audio through an exported model: faster-whisper's loop over the whole recording vs the
-recording cut at pauses first (what `transcribe_deployed` does with VAD on).
+"""Long audio through an exported model: faster-whisper's loop over the whole recording, the
+recording cut at pauses into clips of up to one window, and one clip per stretch of speech
+between pauses (what `transcribe_deployed` does with VAD on).
 
 Joins a manifest's utterances (use dev: its voices are held out) into 1-3 minute recordings as
-the report's `long` set does, decodes them both ways with the folder's shipped beams and prompt,
+the report's `long` set does, decodes them each way with the folder's shipped beams and prompt,
 and prints WER, term recall and the mean sentence boundary error of each, beside the same
 sentences decoded one by one. Quality, not speed: the seconds are printed for information.
 
@@ -21,7 +22,7 @@ from speechft.audio import load_audio
 from speechft.evaluate import score
 from speechft.longform import build_recordings, timing_summary
 from speechft.manifest import read_manifest
-from speechft.models.ct2.runtime import DeployedDecoding, ct2_language, load_ct2, transcribe_deployed
+from speechft.models.ct2.runtime import DeployedDecoding, ct2_language, load_ct2, speech_clips, transcribe_deployed
 from speechft.models.shipped import read_shipped
 from speechft.text import read_terms
 
@@ -31,6 +32,16 @@ def whole_recording(model, audio, decoding: DeployedDecoding) -> tuple[str, list
     segments, _ = model.transcribe(audio, language=ct2_language(model, decoding.language),
                                    **decoding.transcribe_kwargs(audio.size / 16000))
     segments = list(segments)
+    return " ".join(s.text.strip() for s in segments if s.text.strip()), segments
+
+
+def merged_clips(model, audio, decoding: DeployedDecoding) -> tuple[str, list]:
+    """The stretches of speech between pauses merged into clips of up to one window."""
+    clips = speech_clips(audio, decoding.vad_speech_pad_ms, merge=True)
+    kwargs = decoding.transcribe_kwargs(audio.size / 16000)
+    kwargs.pop("vad_parameters", None)
+    kwargs.update(vad_filter=False, clip_timestamps=clips)
+    segments = list(model.transcribe(audio, language=ct2_language(model, decoding.language), **kwargs)[0])
     return " ".join(s.text.strip() for s in segments if s.text.strip()), segments
 
 
@@ -55,7 +66,8 @@ def main() -> None:
         one_by_one = score([u.text for u in utts], clips, [u.id for u in utts], terms)
         print(f"one by one:        WER {one_by_one.wer:.4f}  recall {one_by_one.term_recall}  ({time.perf_counter() - start:.0f} s)")
         timestamp_begin = model.hf_tokenizer.token_to_id("<|notimestamps|>") + 1
-        for name, decode in (("whole recording", whole_recording), ("cut at pauses", transcribe_deployed)):
+        for name, decode in (("whole recording", whole_recording), ("pauses, merged", merged_clips),
+                             ("clip per pause", transcribe_deployed)):
             start = time.perf_counter()
             outs = [decode(model, load_audio(r.audio_filepath), decoding) for r in recordings]
             res = score([r.text for r in recordings], [t for t, _ in outs], [r.id for r in recordings], terms)

@@ -332,11 +332,12 @@ def test_command_line_switches_reach_the_server(ct2_export, monkeypatch):
     monkeypatch.setattr(speechft.serve, "serve", lambda model, **kwargs: given.update(model=model, **kwargs))
     assert main(["serve", "--model", str(ct2_export), "--port", "0", "--beams", "2", "--prompt", "", "--no-vad",
                  "--no-speech-threshold", "off", "--log-prob-threshold", "-0.5", "--compression-ratio-threshold", "3",
-                 "--no-temperature-fallback", "--no-condition-on-previous-text"]) == 0
+                 "--silence-threshold", "off", "--no-temperature-fallback", "--no-condition-on-previous-text"]) == 0
     with make_server(given.pop("model"), **given) as server:
         decoding = json.loads(get(server.url, "/health")[1])["decoding"]
     assert decoding | {"beams": 2, "prompt": None, "prompt_source": "none", "vad_filter": False, "no_speech_threshold": None,
-                       "log_prob_threshold": -0.5, "compression_ratio_threshold": 3.0, "temperature_fallback": False,
+                       "log_prob_threshold": -0.5, "compression_ratio_threshold": 3.0, "silence_no_speech_prob": None,
+                       "temperature_fallback": False,
                        "condition_on_previous_text": False} == decoding
     main(["serve", "--model", "m"])  # nothing given: the deployed defaults
     assert given["decoding"] == {} and given["beams"] is None and given["prompt"] is None

@@ -29,7 +29,8 @@ CONVERTED_QUANTIZATION = "float32"  # what a shipped fp16 folder runs as on a CP
 # Greedy and without the previous window's text as prompt: a long recording is decoded window
 # by window, and conditioning on earlier text is what lets Whisper loop on a phrase. No VAD:
 # the timestamps must be those of the whole recording.
-ALIGN_DECODING = DeployedDecoding(beams=1, vad_filter=False, condition_on_previous_text=False, word_timestamps=True)
+ALIGN_DECODING = DeployedDecoding(beams=1, vad_filter=False, condition_on_previous_text=False, word_timestamps=True,
+                                  silence_no_speech_prob=None)
 CACHE_VERSION = 1  # part of the transcript cache key
 
 

@@ -89,10 +89,10 @@ def test_short_audio_is_one_window_and_long_audio_goes_long_form_in_clips_cut_at
     assert [c["without_timestamps"] for c in spy] == [True, False] and no_speech["text"] == ""
     assert all(c["no_speech_threshold"] == 0.6 and c["log_prob_threshold"] == -1.0
                and c["compression_ratio_threshold"] == 2.4 for c in spy)
-    # Long audio: Silero VAD cuts it at pauses into clips of at most one window, decoded in turn.
+    # Long audio: Silero VAD cuts it at the pauses, one clip per sentence, decoded in turn.
     assert spy[0]["vad_filter"] and not spy[1]["vad_filter"]
     clips = spy[1]["clip_timestamps"]
-    assert len(clips) >= 4 and clips == sorted(clips) and clips[-1] <= speech.size / SR + 0.5
+    assert len(clips) == 2 * len(LONG_SENTENCES) and clips == sorted(clips) and clips[-1] <= speech.size / SR + 0.5
     assert all(0 < end - start <= 30.0 for start, end in zip(clips[::2], clips[1::2]))
     # The shipped prompt precedes every window, so the previous text is not added (no room for both).
     assert all(c["hotwords"] == SHIPPED_PROMPT and not c["condition_on_previous_text"] for c in spy)
@@ -159,6 +159,32 @@ def test_non_speech_gets_no_words_with_the_default_guards(tiny_en_ct2_dir):
     print(f"\nwithout VAD and guards (the parity options): {unguarded}")
     assert texts == {name: "" for name in texts}
     assert any(unguarded.values())  # the guards are what keeps the words out
+
+
+def test_segments_the_model_thinks_are_silence_and_is_unsure_of_are_dropped(monkeypatch):
+    """faster-whisper keeps a window unless no-speech > 0.6 AND log-prob < -1; babble passes that
+    with words. The deployed decoding also drops segments above 0.5 no-speech and below -0.5."""
+    from types import SimpleNamespace
+
+    import ctranslate2
+
+    from speechft.models.ct2 import runtime
+
+    def segment(text, no_speech, logprob):
+        return SimpleNamespace(text=text, no_speech_prob=no_speech, avg_logprob=logprob)
+
+    decoded = [segment(" Yes, that's it.", 0.68, -0.97),  # babble: dropped
+               segment(" A.", 0.52, -0.23),  # sure of its words: kept
+               segment(" The patient is stable.", 0.05, -0.9),  # speech: kept
+               segment(" No, no.", 0.49, -0.9)]  # below the no-speech bar: kept
+    model = SimpleNamespace(transcribe=lambda audio, **kwargs: (iter(decoded), None))
+    monkeypatch.setattr(runtime, "ct2_language", lambda model, language: "en")
+    monkeypatch.setattr(ctranslate2, "set_random_seed", lambda seed: None)
+    audio = np.zeros(SR, np.float32)
+    text, segments = runtime.transcribe_deployed(model, audio)
+    assert text == "A. The patient is stable. No, no." and segments == decoded[1:]
+    off = runtime.DeployedDecoding(silence_no_speech_prob=None)
+    assert runtime.transcribe_deployed(model, audio, off)[1] == decoded
 
 
 def test_a_prompt_reaches_every_window_and_short_clips_see_the_initial_prompt_sequence(tiny_en_ct2_dir):

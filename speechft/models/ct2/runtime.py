@@ -35,13 +35,24 @@ PARITY_DECODE_OPTIONS = {
 
 
 WINDOW_SECONDS = 30.0  # Whisper's input window: longer audio goes through faster-whisper's long-form loop
-# Long audio with VAD on is cut at pauses of at least this length into clips of at most one
-# window (faster-whisper's `clip_timestamps`), so no window boundary falls inside a word and every
-# clip starts at speech, as the packed training clips do. On the medical dev recordings (5 of
-# 80-93 s, held-out voices) this kept WER (9.23% both ways) and moved the mean sentence
-# boundary error from 6.1 s to 0.04 s against seeking window by window over the whole recording;
-# on the next model 8.80% vs 8.69% WER, 0.04 s vs 0.11 s (benchmarks/long_audio_modes.py).
+# Long audio with VAD on is cut at pauses of at least this length, and each stretch of speech
+# between two pauses is decoded as a clip of its own (faster-whisper's `clip_timestamps`), so no
+# window boundary falls inside a word and every clip starts at speech. Chosen on the medical dev
+# recordings (5 of 80-93 s, held-out voices; benchmarks/long_audio_modes.py): one clip per pause
+# 7.94% WER against 8.05% for the same sentences sent one by one; the same pieces merged into
+# clips of up to one window 8.80%, faster-whisper's loop over the whole recording 8.69%. The
+# mean sentence boundary error is 0.21 s (merged 0.04 s, whole 0.11 s); decoding takes about as
+# long as one by one (62 s vs 34 s merged on 2 cores).
 CLIP_MIN_SILENCE_MS = 500
+# faster-whisper skips a window as silence only when its no-speech probability is > 0.6 AND its
+# average log-probability < -1.0. Babble (speech-like noise without words) passes Silero VAD and
+# gets confident-sounding words from tiny.en, before and after adapting: on the medical model's
+# non-speech train clips every output with words had no-speech probability 0.57-0.92 and
+# log-probability -0.58 to -0.95, while the speech of medical dev (78 clips, held-out voices) and
+# general dev (150 real recordings) stayed at <= 0.18, one single-letter answer at 0.52 with
+# log-probability -0.23. So a segment above 0.5 and below -0.5 is dropped as well (chosen on those
+# dev sets, measured on the non-speech test set in every report).
+SILENCE_NO_SPEECH_PROB, SILENCE_LOG_PROB = 0.5, -0.5
 SAMPLING_SEED = 0  # temperature fallback samples: seeded per call, so the same audio gives the same text
 
 
@@ -53,8 +64,9 @@ class DeployedDecoding:
     Short audio (<= 30 s, one window) is decoded without timestamps, as training and the
     report's HF rows do; longer audio goes through faster-whisper's long-form loop, which needs
     timestamps to seek from window to window, on clips cut at pauses (speech_clips) when VAD is
-    on. The hallucination guards are faster-whisper's own defaults; Silero VAD (bundled with
-    faster-whisper) drops non-speech before decoding.
+    on. The hallucination guards are faster-whisper's own defaults plus a stricter silence test
+    on the decoded segments (is_unsure_silence); Silero VAD (bundled with faster-whisper) drops
+    non-speech before decoding.
     """
 
     beams: int = 5  # faster-whisper's and wyoming-faster-whisper's default
@@ -66,6 +78,9 @@ class DeployedDecoding:
     no_speech_threshold: float | None = 0.6  # faster-whisper defaults from here down
     log_prob_threshold: float | None = -1.0
     compression_ratio_threshold: float | None = 2.4
+    # A stricter silence test on the decoded segments (see `is_unsure_silence`); None: off.
+    silence_no_speech_prob: float | None = SILENCE_NO_SPEECH_PROB
+    silence_log_prob: float = SILENCE_LOG_PROB
     temperature_fallback: bool = True  # retry at 0.2, 0.4, ... when a guard rejects the output
     condition_on_previous_text: bool = True  # long audio: the previous window's text as prompt
     word_timestamps: bool = False
@@ -122,16 +137,24 @@ def transcribe_deployed(model, audio: np.ndarray, decoding: DeployedDecoding = D
         kwargs.pop("vad_parameters", None)
         kwargs.update(vad_filter=False, clip_timestamps=clips)
     segments, _ = model.transcribe(audio, language=ct2_language(model, decoding.language), **kwargs)
-    segments = list(segments)  # the generator decodes lazily
+    segments = [s for s in segments if not is_unsure_silence(s, decoding)]  # runs the lazy generator
     return " ".join(s.text.strip() for s in segments if s.text.strip()).strip(), segments
 
 
-def speech_clips(audio: np.ndarray, pad_ms: int = 400, max_seconds: float = WINDOW_SECONDS) -> list[float]:
-    """Silero VAD's speech (faster-whisper's) cut at pauses of CLIP_MIN_SILENCE_MS and merged
-    into clips of at most `max_seconds`, as faster-whisper's `clip_timestamps`: [start, end, ...] s.
+def is_unsure_silence(segment, decoding: DeployedDecoding) -> bool:
+    """A decoded segment the model itself thinks is probably not speech and is unsure of."""
+    return (decoding.silence_no_speech_prob is not None and segment.no_speech_prob > decoding.silence_no_speech_prob
+            and segment.avg_logprob < decoding.silence_log_prob)
 
-    Each clip keeps the pauses inside it (the model hears the sentence gaps it was trained on);
-    a stretch of speech longer than a window is cut by the VAD at its longest inner pause.
+
+def speech_clips(audio: np.ndarray, pad_ms: int = 400, max_seconds: float = WINDOW_SECONDS,
+                 merge: bool = False) -> list[float]:
+    """Silero VAD's speech (faster-whisper's) cut at pauses of CLIP_MIN_SILENCE_MS, one clip per
+    stretch of speech, as faster-whisper's `clip_timestamps`: [start, end, ...] s.
+
+    A stretch longer than `max_seconds` is cut by the VAD at its longest inner pause.
+    `merge=True` joins neighbouring stretches into clips of up to `max_seconds` instead (kept for
+    benchmarks/long_audio_modes.py, which compares the two).
     """
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
@@ -140,7 +163,7 @@ def speech_clips(audio: np.ndarray, pad_ms: int = 400, max_seconds: float = WIND
     clips: list[list[float]] = []
     for span in get_speech_timestamps(audio, options):
         start, end = span["start"] / SAMPLE_RATE, span["end"] / SAMPLE_RATE
-        if clips and end - clips[-1][0] <= max_seconds:
+        if merge and clips and end - clips[-1][0] <= max_seconds:
             clips[-1][1] = end
         else:
             clips.append([start, end])
@@ -194,7 +217,7 @@ def ct2_transcribe(model, audio: np.ndarray, language: str | None = "en", prompt
     """
     segments, _ = model.transcribe(audio, language=ct2_language(model, language), initial_prompt=prompt or None,
                                    **{**PARITY_DECODE_OPTIONS, "beam_size": beams})
-    segments = list(segments)  # the generator decodes lazily
+    segments = [s for s in segments if not is_unsure_silence(s, decoding)]  # runs the lazy generator
     return " ".join(s.text.strip() for s in segments).strip(), segments
 
 
