@@ -217,7 +217,7 @@ def ct2_transcribe(model, audio: np.ndarray, language: str | None = "en", prompt
     """
     segments, _ = model.transcribe(audio, language=ct2_language(model, language), initial_prompt=prompt or None,
                                    **{**PARITY_DECODE_OPTIONS, "beam_size": beams})
-    segments = [s for s in segments if not is_unsure_silence(s, decoding)]  # runs the lazy generator
+    segments = list(segments)  # the generator decodes lazily
     return " ".join(s.text.strip() for s in segments).strip(), segments
 
 
