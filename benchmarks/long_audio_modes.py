@@ -37,12 +37,7 @@ def whole_recording(model, audio, decoding: DeployedDecoding) -> tuple[str, list
 
 def merged_clips(model, audio, decoding: DeployedDecoding) -> tuple[str, list]:
     """The stretches of speech between pauses merged into clips of up to one window."""
-    clips = speech_clips(audio, decoding.vad_speech_pad_ms, merge=True)
-    kwargs = decoding.transcribe_kwargs(audio.size / 16000)
-    kwargs.pop("vad_parameters", None)
-    kwargs.update(vad_filter=False, clip_timestamps=clips)
-    segments = list(model.transcribe(audio, language=ct2_language(model, decoding.language), **kwargs)[0])
-    return " ".join(s.text.strip() for s in segments if s.text.strip()), segments
+    return transcribe_deployed(model, audio, decoding, clips=speech_clips(audio, decoding.vad_speech_pad_ms, merge=True))
 
 
 def main() -> None:

@@ -119,21 +119,24 @@ class DeployedDecoding:
         return kwargs
 
 
-def transcribe_deployed(model, audio: np.ndarray, decoding: DeployedDecoding = DeployedDecoding()) -> tuple[str, list]:
+def transcribe_deployed(model, audio: np.ndarray, decoding: DeployedDecoding = DeployedDecoding(),
+                        clips: list[float] | None = None) -> tuple[str, list]:
     """Transcribe a 16 kHz mono waveform of any length the way the deployed model does.
 
-    Returns (text, faster-whisper Segment list). Deterministic: the temperature fallback's
-    sampling is seeded on every call.
+    `clips` ([start, end, ...] s) replaces the cut at pauses that long audio gets with VAD on
+    (benchmarks/long_audio_modes.py compares cuts). Returns (text, faster-whisper Segment
+    list). Deterministic: the temperature fallback's sampling is seeded on every call.
     """
     import ctranslate2
 
     ctranslate2.set_random_seed(SAMPLING_SEED)
     seconds = audio.size / SAMPLE_RATE
     kwargs = decoding.transcribe_kwargs(seconds)
-    if seconds > WINDOW_SECONDS and decoding.vad_filter:
+    if clips is None and seconds > WINDOW_SECONDS and decoding.vad_filter:
         clips = speech_clips(audio, decoding.vad_speech_pad_ms)
         if not clips:  # no speech anywhere: nothing to decode, as VAD would leave it
             return "", []
+    if clips:
         kwargs.pop("vad_parameters", None)
         kwargs.update(vad_filter=False, clip_timestamps=clips)
     segments, _ = model.transcribe(audio, language=ct2_language(model, decoding.language), **kwargs)
