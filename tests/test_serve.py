@@ -263,7 +263,10 @@ def test_graceful_shutdown_finishes_the_requests_in_flight(ct2_export):
 
 
 def test_hf_backend(tiny_whisper_dir, monkeypatch):
-    with make_server(tiny_whisper_dir, port=0, workers=2, beams=1) as server:
+    with make_server(tiny_whisper_dir, port=0, beams=1) as gated:  # VAD on, as served by default
+        obj = json.loads(post(gated.url, {"response_format": "verbose_json"}, wav_bytes(0.8))[1])
+        assert obj["text"] == "" and obj["segments"] == [] and obj["decoding"]["vad"] is True  # a sine: no speech
+    with make_server(tiny_whisper_dir, port=0, workers=2, beams=1, decoding={"vad_filter": False}) as server:
         assert json.loads(get(server.url, "/health")[1])["backend"] == "hf"
         status, body = post(server.url, {"response_format": "verbose_json"}, wav_bytes(0.8))
         obj = json.loads(body)

@@ -6,7 +6,8 @@
   long-form loop.
 - HFBackend: a Hugging Face Whisper folder or alias through the speechft adapter: <= 30 s
   decodes as `speechft eval` does; longer audio through transformers' own long-form
-  generation (timestamps, seeking, the same guards). No VAD on this path.
+  generation (timestamps, seeking, the same guards). VAD here is a gate: audio in which
+  Silero VAD finds no speech gets no words; audio with speech is decoded whole.
 
 Both are called under the server's model lock, from a worker thread.
 """
@@ -20,7 +21,8 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..errors import SpeechftError
-from ..models.ct2.runtime import MAX_NEW_TOKENS, SAMPLING_SEED, WINDOW_SECONDS, is_ct2_dir, load_ct2, transcribe_deployed
+from ..models.ct2.runtime import (MAX_NEW_TOKENS, SAMPLING_SEED, WINDOW_SECONDS, has_speech, is_ct2_dir, load_ct2,
+                                  transcribe_deployed)
 from .decoding import ServedDecoding
 
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's schedule
@@ -99,14 +101,18 @@ class HFBackend:
         decoding, prompt_source = self.served.for_request(request.prompt, request.language, False)
         language = decoding.language if self.adapter.multilingual else None
         duration = audio.size / SAMPLE_RATE
-        if duration > WINDOW_SECONDS:
+        if decoding.vad_filter and not has_speech(audio, decoding):
+            # Whisper answers silence and noise with words; the CT2 path's VAD drops such audio too.
+            text, segments = "", []
+        elif duration > WINDOW_SECONDS:
             text, segments = self._long_form(audio, decoding, language)
         else:
             options = DecodeOptions(num_beams=decoding.beams, max_new_tokens=MAX_NEW_TOKENS, prompt=decoding.prompt,
                                     language=language)
             text = self.adapter.transcribe_audio([audio], options)[0]
             segments = [{"id": 0, "seek": 0, "start": 0.0, "end": _seconds(duration), "text": text}]
-        return Transcription(text, segments, None, _decoding_info(self.kind, audio, decoding, prompt_source, vad=False))
+        return Transcription(text, segments, None, _decoding_info(self.kind, audio, decoding, prompt_source,
+                                                                  vad=decoding.vad_filter))
 
     def _long_form(self, audio: np.ndarray, decoding, language: str | None) -> tuple[str, list[dict]]:
         import torch

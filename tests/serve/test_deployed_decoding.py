@@ -161,6 +161,18 @@ def test_non_speech_gets_no_words_with_the_default_guards(tiny_en_ct2_dir):
     assert any(unguarded.values())  # the guards are what keeps the words out
 
 
+@pytest.mark.slow
+def test_the_hf_path_gives_non_speech_no_words_with_vad_on(tiny_en_dir):
+    """Serving the HF folder itself: VAD gates audio without speech, as the CT2 path's VAD does."""
+    with make_server(tiny_en_dir, port=0, beams=1) as server:
+        texts = {name: json.loads(post(server.url, file=wav_bytes(x))[1])["text"] for name, x in _non_speech().items()}
+    with make_server(tiny_en_dir, port=0, beams=1, decoding={"vad_filter": False}) as server:
+        ungated = {name: json.loads(post(server.url, file=wav_bytes(x))[1])["text"] for name, x in _non_speech().items()}
+    print(f"\nHF path without VAD: {ungated}")
+    assert texts == {name: "" for name in texts}
+    assert any(ungated.values())  # the gate is what keeps the words out
+
+
 def test_segments_the_model_thinks_are_silence_and_is_unsure_of_are_dropped(monkeypatch):
     """faster-whisper keeps a window unless no-speech > 0.6 AND log-prob < -1; babble passes that
     with words. The deployed decoding also drops segments above 0.5 no-speech and below -0.5."""

@@ -150,6 +150,14 @@ def is_unsure_silence(segment, decoding: DeployedDecoding) -> bool:
             and segment.avg_logprob < decoding.silence_log_prob)
 
 
+def has_speech(audio: np.ndarray, decoding: DeployedDecoding) -> bool:
+    """Whether Silero VAD (faster-whisper's, with the decoding's VAD settings) finds any speech."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(min_silence_duration_ms=decoding.vad_min_silence_ms, speech_pad_ms=decoding.vad_speech_pad_ms)
+    return bool(get_speech_timestamps(audio, options))
+
+
 def speech_clips(audio: np.ndarray, pad_ms: int = 400, max_seconds: float = WINDOW_SECONDS,
                  merge: bool = False) -> list[float]:
     """Silero VAD's speech (faster-whisper's) cut at pauses of CLIP_MIN_SILENCE_MS, one clip per
