@@ -35,6 +35,19 @@ def export_for_eval(model_dir: Path, out_dir: Path, quantization: str = "int8") 
     return out_dir
 
 
+def pretrained_export(name: str, quantization: str = "int8") -> Path:
+    """The pretrained model `name` (alias or folder) exported once to CTranslate2, cached under
+    $SPEECHFT_HOME/exports: the before-rows of every run decode it."""
+    from .models.registry import resolve_model, speechft_home
+
+    source = Path(resolve_model(name))
+    key = f"{source.name}-{int((source / 'config.json').stat().st_mtime)}-{quantization}"
+    out = speechft_home() / "exports" / key
+    if not (out / "model.bin").is_file():
+        export_for_eval(source, out, quantization)
+    return out
+
+
 class DeployedModel:
     """An exported folder loaded once, decoding utterances as the server does.
 

@@ -73,18 +73,13 @@ def _prompt_baselines(adapter, terms: list[str] | None, cfg: RecipeConfig, ev: E
 def _deployed_rows(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, shipped: ShippedDecoding, pretrained: str) -> dict:
     """Export the adapted (and, for the non-speech set, the pretrained) model to CTranslate2 and
     decode through faster-whisper as `speechft serve` does. Returns the export summary."""
-    from ..deployed import DeployedModel, export_for_eval
+    from ..deployed import DeployedModel, export_for_eval, pretrained_export
     from ..export import export_ct2
     from ..models.ct2.runtime import DeployedDecoding
-    from ..models.registry import resolve_model, speechft_home
 
     decoding = DeployedDecoding(beams=shipped.num_beams, prompt=shipped.prompt)
     if "nonspeech" in ev.sets:
-        source = Path(resolve_model(pretrained))
-        key = f"{source.name}-{int((source / 'config.json').stat().st_mtime)}-{cfg.export.quantization}"
-        before_dir = speechft_home() / "exports" / key
-        if not (before_dir / "model.bin").is_file():
-            export_for_eval(source, before_dir, cfg.export.quantization)
+        before_dir = pretrained_export(pretrained, cfg.export.quantization)
         ev.deployed("deployed-before", ["nonspeech"], DeployedModel(before_dir, decoding.replace(prompt=None)))
     out = run_dir / CT2_DIR
     if cfg.export.format == "ct2":  # with the greedy WER parity check on test

@@ -28,7 +28,8 @@ from .voices import Voice, read_sentences
 NONSPEECH_VERSION = 1  # bump when a generator changes, so existing clips are remade
 SPEAKER = "nonspeech"
 SENTENCE_FILE = "babble.txt"  # in data_manifests/nonspeech/
-SPLIT_SEEDS = {"train": 1001, "test": 2002}  # different seeds: train and test share no clip
+SPLIT_SEEDS = {"train": 1001, "test": 2002, "dev": 3003}  # different seeds: the splits share no clip
+PREPARED_SPLITS = ("train", "test")  # what `speechft prepare nonspeech` writes; dev is made by benchmarks
 # Clips per kind and split (60 per split); babble is the commonest trigger of invented words.
 COUNTS = {"silence": 4, "white": 6, "pink": 6, "brown": 6, "hum": 6, "clicks": 6, "dtmf": 6,
           "babble": 8, "roomtone": 6, "mix": 6}
@@ -144,11 +145,13 @@ def _make_or_reuse(audio_dir: Path, split: str, kind: str, index: int, babble: _
     return Utterance(str(path.resolve()), "", frames / SAMPLE_RATE, clip_id, SPEAKER)
 
 
-def nonspeech_clips(src: Path, audio_dir: Path) -> dict[str, list[Utterance]]:
-    """Make (or reuse) every clip of the train and test splits under `audio_dir`.
+def nonspeech_clips(src: Path, audio_dir: Path, splits: tuple[str, ...] = PREPARED_SPLITS) -> dict[str, list[Utterance]]:
+    """Make (or reuse) every clip of the given splits under `audio_dir`.
 
     Args:
         src: the folder with babble.txt (data_manifests/nonspeech).
+        splits: names from SPLIT_SEEDS; "dev" (not prepared by default) is for choosing settings
+            such as the silence threshold without looking at test (benchmarks/silence_threshold.py).
     Returns:
         split -> utterances (text "", speaker "nonspeech", id "nonspeech-<split>-<kind>-<nnnn>").
     Raises:
@@ -157,10 +160,11 @@ def nonspeech_clips(src: Path, audio_dir: Path) -> dict[str, list[Utterance]]:
     sentences = [s.text for s in read_sentences(src / SENTENCE_FILE)]
     if len(sentences) < 2:
         raise SpeechftError(f"{src / SENTENCE_FILE} needs at least two sentences. Fix: one everyday sentence a line")
-    # Test babbles the odd-numbered sentences (1st, 3rd, ...), train the even-numbered ones.
-    pools = {"train": sentences[1::2], "test": sentences[0::2]}
+    # Test babbles the odd-numbered sentences (1st, 3rd, ...), train the even-numbered ones; dev
+    # babbles train's sentences (other talkers and cuts: its own seed), never test's.
+    pools = {"train": sentences[1::2], "test": sentences[0::2], "dev": sentences[1::2]}
     out = {}
-    for split in SPLIT_SEEDS:
+    for split in splits:
         babble = _Babble(pools[split])  # one per split: its renders serve every clip of the split
         out[split] = [_make_or_reuse(audio_dir, split, kind, i, babble) for kind, count in COUNTS.items() for i in range(count)]
     return out

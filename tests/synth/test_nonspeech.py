@@ -49,3 +49,21 @@ def test_nonspeech_set_is_deterministic_varied_and_split(tmp_path, count_synthes
     hum, _ = sf.read(next(u for u in test if "-hum-" in u.id).audio_filepath)
     spectrum = np.abs(np.fft.rfft(hum))
     assert round(np.argmax(spectrum) * 16000 / hum.size) % 10 == 0 and np.argmax(spectrum) * 16000 / hum.size < 500
+
+
+def test_dev_clips_are_their_own_and_babble_no_test_sentence(tmp_path, monkeypatch):
+    from speechft.synth import nonspeech
+
+    spoken = []
+    real = nonspeech.synthesize
+    monkeypatch.setattr(nonspeech, "synthesize", lambda text, voice: spoken.append(text) or real(text, voice))
+    test_sentences = [s.text for s in nonspeech.read_sentences(SOURCES / "nonspeech" / nonspeech.SENTENCE_FILE)][0::2]
+    made = nonspeech.nonspeech_clips(SOURCES / "nonspeech", tmp_path, splits=("dev",))
+    assert list(made) == ["dev"]
+    dev_spoken = set(spoken)
+    assert dev_spoken and not dev_spoken & set(test_sentences)  # dev babbles train's sentences only
+    made.update(nonspeech.nonspeech_clips(SOURCES / "nonspeech", tmp_path, splits=("test",)))
+    assert len(made["dev"]) == len(made["test"])
+    assert all(u.id.startswith("nonspeech-dev-") for u in made["dev"])
+    digest = {s: {hashlib.sha1(Path(u.audio_filepath).read_bytes()).hexdigest() for u in us} for s, us in made.items()}
+    assert not digest["dev"] & digest["test"]
