@@ -317,7 +317,8 @@ def test_beam_size_is_served_as_configured(tiny_whisper_dir, ct2_export, monkeyp
     monkeypatch.setattr(WhisperModel, "transcribe", lambda self, audio, **kw: used.append(kw["beam_size"]) or real_fw(self, audio, **kw))
     monkeypatch.setattr(WhisperAdapter, "transcribe_audio", lambda self, audios, options: used.append(options.num_beams) or real_hf(self, audios, options))
     for model, beams in ((ct2_export, 1), (ct2_export, 3), (tiny_whisper_dir, 2)):  # CT2 export, CT2 export, HF folder
-        with make_server(model, port=0, beams=beams) as server:
+        # VAD off: the HF path would gate the sine (no speech) before decoding it
+        with make_server(model, port=0, beams=beams, decoding={"vad_filter": False}) as server:
             status, body = get(server.url, "/health")
             assert status == 200 and json.loads(body)["beam_size"] == beams
             assert post(server.url, {"model": "whisper-1"}, wav_bytes(0.5))[0] == 200
@@ -335,13 +336,14 @@ def test_command_line_switches_reach_the_server(ct2_export, monkeypatch):
     monkeypatch.setattr(speechft.serve, "serve", lambda model, **kwargs: given.update(model=model, **kwargs))
     assert main(["serve", "--model", str(ct2_export), "--port", "0", "--beams", "2", "--prompt", "", "--no-vad",
                  "--no-speech-threshold", "off", "--log-prob-threshold", "-0.5", "--compression-ratio-threshold", "3",
-                 "--silence-threshold", "off", "--no-temperature-fallback", "--no-condition-on-previous-text"]) == 0
+                 "--silence-threshold", "off", "--no-temperature-fallback", "--no-condition-on-previous-text",
+                 "--clip-timestamp-tokens"]) == 0
     with make_server(given.pop("model"), **given) as server:
         decoding = json.loads(get(server.url, "/health")[1])["decoding"]
     assert decoding | {"beams": 2, "prompt": None, "prompt_source": "none", "vad_filter": False, "no_speech_threshold": None,
                        "log_prob_threshold": -0.5, "compression_ratio_threshold": 3.0, "silence_no_speech_prob": None,
                        "temperature_fallback": False,
-                       "condition_on_previous_text": False} == decoding
+                       "condition_on_previous_text": False, "clip_timestamp_tokens": True} == decoding
     main(["serve", "--model", "m"])  # nothing given: the deployed defaults
     assert given["decoding"] == {} and given["beams"] is None and given["prompt"] is None
 
@@ -361,7 +363,7 @@ def test_hf_backend_decodes_the_requested_language_with_the_default_beams(base_d
     from speechft.serve import DEFAULT_BEAMS, HFBackend, TranscriptionRequest, served_decoding
 
     assert DEFAULT_BEAMS > 1
-    backend = HFBackend(str(base_dir), served_decoding(base_dir))
+    backend = HFBackend(str(base_dir), served_decoding(base_dir, switches={"vad_filter": False}))  # silence, not gated
     assert backend.served.decoding.beams == DEFAULT_BEAMS
     seen = []
     monkeypatch.setattr(CT2BeamDecoder, "decode", lambda self, enc, prefix, n, m: seen.append(prefix) or [[]] * enc.shape[0])
