@@ -1,6 +1,7 @@
 """Long audio through an exported model: faster-whisper's loop over the whole recording, the
 recording cut at pauses into clips of up to one window, and one clip per stretch of speech
-between pauses (what `transcribe_deployed` does with VAD on).
+between pauses, with the model's timestamp tokens or, as `transcribe_deployed` does with VAD
+on, each clip one window without them.
 
 Joins a manifest's utterances (use dev: its voices are held out) into 1-3 minute recordings as
 the report's `long` set does, decodes them each way with the folder's shipped beams and prompt,
@@ -36,8 +37,15 @@ def whole_recording(model, audio, decoding: DeployedDecoding) -> tuple[str, list
 
 
 def merged_clips(model, audio, decoding: DeployedDecoding) -> tuple[str, list]:
-    """The stretches of speech between pauses merged into clips of up to one window."""
-    return transcribe_deployed(model, audio, decoding, clips=speech_clips(audio, decoding.vad_speech_pad_ms, merge=True))
+    """The stretches of speech between pauses merged into clips of up to one window (several
+    sentences per clip: the model's timestamp tokens separate them)."""
+    return transcribe_deployed(model, audio, decoding.replace(clip_timestamp_tokens=True),
+                               clips=speech_clips(audio, decoding.vad_speech_pad_ms, merge=True))
+
+
+def clip_per_pause_with_timestamp_tokens(model, audio, decoding: DeployedDecoding) -> tuple[str, list]:
+    """One clip per stretch of speech, the model placing timestamp tokens inside each clip."""
+    return transcribe_deployed(model, audio, decoding.replace(clip_timestamp_tokens=True))
 
 
 def main() -> None:
@@ -62,12 +70,13 @@ def main() -> None:
         print(f"one by one:        WER {one_by_one.wer:.4f}  recall {one_by_one.term_recall}  ({time.perf_counter() - start:.0f} s)")
         timestamp_begin = model.hf_tokenizer.token_to_id("<|notimestamps|>") + 1
         for name, decode in (("whole recording", whole_recording), ("pauses, merged", merged_clips),
-                             ("clip per pause", transcribe_deployed)):
+                             ("clip per pause, timestamp tokens", clip_per_pause_with_timestamp_tokens),
+                             ("clip per pause (served)", transcribe_deployed)):
             start = time.perf_counter()
             outs = [decode(model, load_audio(r.audio_filepath), decoding) for r in recordings]
             res = score([r.text for r in recordings], [t for t, _ in outs], [r.id for r in recordings], terms)
             timing = timing_summary(recordings, [s for _, s in outs], timestamp_begin)
-            print(f"{name + ':':18} WER {res.wer:.4f}  recall {res.term_recall}  segments {timing['segments']}  "
+            print(f"{name + ':':31} WER {res.wer:.4f}  recall {res.term_recall}  segments {timing['segments']}  "
                   f"timestamped {timing['timestamped_share']:.2f}  boundary error {timing['boundary_error_s']:.2f} s  "
                   f"({time.perf_counter() - start:.0f} s)")
 

@@ -357,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode at temperature 0 only, never retry")
     s.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false",
                    default=unset, help="long audio: do not prompt each window with the previous one's text")
+    s.add_argument("--clip-timestamp-tokens", dest="clip_timestamp_tokens", action="store_true", default=unset,
+                   help="long audio cut at pauses: let the model place timestamps inside each clip "
+                        "(default: each clip decoded without them, as short audio is; segment times the clip's)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("import", help="a dataset (save_to_disk, audiofolder, Parquet, Common Voice, Kaldi, hub id) -> FLAC + manifests")

@@ -79,8 +79,9 @@ def extra_tables(eval_results: dict) -> list[str]:
     out = []
     long = eval_results.get("long", {})
     if long:
-        out += ["", "Long recordings (test utterances joined, decoded as served):", "",
-                "| model | WER | the same sentences one by one | segments | with timestamps | mean boundary error |",
+        out += ["", "Long recordings (test utterances joined; `deployed`: as served, each clip between pauses without "
+                "timestamp tokens; `deployed+timestamps`: the model places them):", "",
+                "| model | WER | the same sentences one by one | segments | with timestamp tokens | mean boundary error |",
                 "|---|---|---|---|---|---|"]
         for cond, r in long.items():
             share, err = r.get("timestamped_share"), r.get("boundary_error_s")

@@ -49,7 +49,7 @@ def test_report_schema(finished_run):
     assert set(report["eval"]["test"]) == {"before", "prompted", "after", "after+prompted", "deployed"}
     assert set(report["eval"]["general"]) == {"before", "after"} | {headline}  # eval.prompted_sets: [test] by default
     assert set(report["eval"]["dev"]) == {"after", "after+prompted"}
-    assert set(report["eval"]["long"]) == {"deployed"}
+    assert set(report["eval"]["long"]) == {"deployed", "deployed+timestamps"}  # as served, and the model's own timestamps
     for set_name, by_cond in report["eval"].items():
         for cond, res in by_cond.items():
             assert SUMMARY_KEYS <= set(res) and res["n"] == (1 if set_name == "long" else 4)

@@ -68,8 +68,9 @@ class Evaluation:
                                options=options)
                 self._record(s, condition, res)
 
-    def deployed(self, condition: str, set_names: list[str], model) -> None:
-        """Decode `set_names` with a DeployedModel (deployed.py) and score them like the rest."""
+    def deployed(self, condition: str, set_names: list[str], model, clips_condition: str | None = None) -> None:
+        """Decode `set_names` with a DeployedModel (deployed.py) and score them like the rest; the
+        long recordings are compared with the test row of `clips_condition` (default: this one)."""
         for s in set_names:
             if s not in self.sets:
                 continue
@@ -81,7 +82,7 @@ class Evaluation:
                 extra = nonspeech_summary(hyps, [u.duration or 0.0 for u in utts])
             elif s == "long":
                 extra = timing_summary(utts, segments, model.timestamp_begin)
-                extra["clip_by_clip_wer"] = self._clip_by_clip_wer(utts, condition)
+                extra["clip_by_clip_wer"] = self._clip_by_clip_wer(utts, clips_condition or condition)
             self._record(s, condition, res, extra)
 
     def _clip_by_clip_wer(self, recordings: list[Utterance], condition: str) -> float | None:

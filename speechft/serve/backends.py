@@ -150,7 +150,7 @@ def _decoding_info(kind: str, audio: np.ndarray, decoding, prompt_source: str, v
     return {"backend": kind, "long_form": audio.size / SAMPLE_RATE > WINDOW_SECONDS, "vad": vad,
             "beams": decoding.beams, "prompt": prompt_source, "word_timestamps": decoding.word_timestamps,
             "condition_on_previous_text": decoding.condition_on_previous_text,
-            "temperature_fallback": decoding.temperature_fallback}
+            "temperature_fallback": decoding.temperature_fallback, "clip_timestamp_tokens": decoding.clip_timestamp_tokens}
 
 
 def load_backend(model_dir: str | Path, served: ServedDecoding):

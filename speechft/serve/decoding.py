@@ -20,7 +20,8 @@ from ..models.shipped import SHIPPED_FILE, read_shipped
 DEFAULT_BEAMS = DeployedDecoding.beams
 # DeployedDecoding fields the command line may change; language and prompt come per request.
 DECODING_SWITCHES = ("vad_filter", "no_speech_threshold", "log_prob_threshold", "compression_ratio_threshold",
-                     "silence_no_speech_prob", "temperature_fallback", "condition_on_previous_text")
+                     "silence_no_speech_prob", "temperature_fallback", "condition_on_previous_text",
+                     "clip_timestamp_tokens")
 PROMPT_SHIPPED, PROMPT_SERVER, PROMPT_REQUEST, PROMPT_NONE = "shipped", "server", "request", "none"
 
 

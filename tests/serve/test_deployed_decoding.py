@@ -83,20 +83,25 @@ def test_short_audio_is_one_window_and_long_audio_goes_long_form_in_clips_cut_at
     speech = np.concatenate([part for clip in _flite(tmp_path, LONG_SENTENCES) for part in (clip, pause)])
     with make_server(shipped_export, port=0, beams=1, decoding={"temperature_fallback": False}) as server:
         short = _verbose(server.url, wav_bytes(tone(5.0, 300)))
-        long = _verbose(server.url, wav_bytes(speech), **{"timestamp_granularities[]": "word"})
+        long = _verbose(server.url, wav_bytes(speech))
+        words = _verbose(server.url, wav_bytes(speech), **{"timestamp_granularities[]": "word"})
         no_speech = _verbose(server.url, wav_bytes(np.zeros(31 * SR, np.float32)))  # no speech: nothing to decode
     assert short["decoding"]["long_form"] is False and long["decoding"]["long_form"] is True
-    assert [c["without_timestamps"] for c in spy] == [True, False] and no_speech["text"] == ""
+    # Each clip of the long audio is one window without timestamp tokens, as the short audio is;
+    # with word timestamps the model places them (faster-whisper seeks on them).
+    assert [c["without_timestamps"] for c in spy] == [True, True, False] and no_speech["text"] == ""
     assert all(c["no_speech_threshold"] == 0.6 and c["log_prob_threshold"] == -1.0
                and c["compression_ratio_threshold"] == 2.4 for c in spy)
     # Long audio: Silero VAD cuts it at the pauses, one clip per sentence, decoded in turn.
-    assert spy[0]["vad_filter"] and not spy[1]["vad_filter"]
+    assert spy[0]["vad_filter"] and not spy[1]["vad_filter"] and spy[2]["clip_timestamps"] == spy[1]["clip_timestamps"]
     clips = spy[1]["clip_timestamps"]
     assert len(clips) == 2 * len(LONG_SENTENCES) and clips == sorted(clips) and clips[-1] <= speech.size / SR + 0.5
     assert all(0 < end - start <= 30.0 for start, end in zip(clips[::2], clips[1::2]))
     # The shipped prompt precedes every window, so the previous text is not added (no room for both).
     assert all(c["hotwords"] == SHIPPED_PROMPT and not c["condition_on_previous_text"] for c in spy)
-    assert spy[1]["word_timestamps"] is True and isinstance(long["words"], list)
+    assert spy[2]["word_timestamps"] is True and words["words"]
+    # A segment per clip, its times the clip's.
+    assert [(s["start"], s["end"]) for s in long["segments"]] == [(round(a, 2), round(b, 2)) for a, b in zip(clips[::2], clips[1::2])]
 
 
 def _flite(folder: Path, sentences: list[str]) -> list[np.ndarray]:
