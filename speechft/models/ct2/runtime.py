@@ -65,8 +65,9 @@ class DeployedDecoding:
     report's HF rows do. Longer audio with VAD on is cut at pauses (speech_clips) into clips of
     at most one window, each decoded the same way, without timestamp tokens, its segment times
     the clip's (`clip_timestamp_tokens=True`, and word timestamps, let the model place them
-    inside the clip instead: on medical dev that cost 0.5 points of WER). With VAD off, faster-whisper's long-form loop
-    seeks from window to window on the model's timestamps. The hallucination guards are faster-whisper's own defaults plus a stricter silence test
+    inside the clip instead: on medical dev that cost 0.5 points of WER). With VAD off,
+    faster-whisper's long-form loop seeks from window to window on the model's timestamps.
+    The hallucination guards are faster-whisper's own defaults plus a stricter silence test
     on the decoded segments (is_unsure_silence); Silero VAD (bundled with faster-whisper) drops
     non-speech before decoding.
     """
