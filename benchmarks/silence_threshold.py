@@ -21,7 +21,8 @@ from speechft.audio import load_audio
 from speechft.deployed import pretrained_export
 from speechft.evaluate import score
 from speechft.manifest import read_manifest
-from speechft.models.ct2.runtime import SILENCE_LOG_PROB, SILENCE_NO_SPEECH_PROB, DeployedDecoding, load_ct2, transcribe_deployed
+from speechft.models.ct2.runtime import (SILENCE_LOG_PROB, SILENCE_NO_SPEECH_PROB, DeployedDecoding, is_unsure_silence,
+                                         load_ct2, transcribe_deployed)
 from speechft.models.shipped import read_shipped
 from speechft.synth.nonspeech import nonspeech_clips
 
@@ -37,7 +38,9 @@ def decode(model, utts, decoding: DeployedDecoding) -> list[list]:
 
 
 def kept(segments: list, p: float, lp: float) -> list:
-    return [s for s in segments if not (s.no_speech_prob > p and s.avg_logprob < lp)]
+    """The segments the silence threshold (P, L) keeps: the served test, other numbers."""
+    threshold = DeployedDecoding(silence_no_speech_prob=p, silence_log_prob=lp)
+    return [s for s in segments if not is_unsure_silence(s, threshold)]
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ measure exactly what is served.
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,12 @@ class DeployedModel:
         self.decoding = decoding
         # faster-whisper's timestamp_begin: the timestamp tokens follow <|notimestamps|>.
         self.timestamp_begin = self.model.hf_tokenizer.token_to_id("<|notimestamps|>") + 1
+
+    def with_decoding(self, decoding: DeployedDecoding) -> "DeployedModel":
+        """The same loaded model, decoding another way (no second load)."""
+        other = copy.copy(self)
+        other.decoding = decoding
+        return other
 
     def _one(self, utt: Utterance) -> tuple[str, list]:
         return transcribe_deployed(self.model, load_audio(utt.audio_filepath), self.decoding)

@@ -83,7 +83,13 @@ def test_deployed_rows_decode_in_parallel_exactly_as_one_at_a_time(tiny_en_ct2_d
 
     utts = read_manifest(flite_manifest(tmp_path / "clips", FLITE_SENTENCES))
     decoding = DeployedDecoding(beams=5, prompt="train, museum, restaurant")
-    texts, segments = DeployedModel(tiny_en_ct2_dir, decoding).transcribe(utts)
+    deployed = DeployedModel(tiny_en_ct2_dir, decoding)
+    texts, segments = deployed.transcribe(utts)
     one_model = load_ct2(tiny_en_ct2_dir)
     alone = [transcribe_deployed(one_model, load_audio(u.audio_filepath), decoding)[0] for u in utts]
     assert texts == alone and all(t for t in texts) and len(segments) == len(utts)
+    # Another decoding on the same loaded model (the report's deployed+timestamps row).
+    greedy = deployed.with_decoding(decoding.replace(beams=1))
+    assert greedy.model is deployed.model and deployed.decoding.beams == 5
+    assert greedy.transcribe(utts)[0] == [transcribe_deployed(one_model, load_audio(u.audio_filepath), greedy.decoding)[0]
+                                          for u in utts]

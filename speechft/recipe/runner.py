@@ -88,10 +88,11 @@ def _deployed_rows(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, shipped: Sh
     else:
         export_for_eval(run_dir / "model", out, cfg.export.quantization)
         summary = {"format": "ct2", "out_dir": str(out), "quantization": cfg.export.quantization, "parity_checked": False}
-    ev.deployed("deployed", ["test", "long", "nonspeech"], DeployedModel(out, decoding))
+    deployed = DeployedModel(out, decoding)
+    ev.deployed("deployed", ["test", "long", "nonspeech"], deployed)
     # Served, each clip of a long recording is decoded without timestamp tokens: this row shows
     # the timestamps the adapted model itself still places (train.timestamp_rate).
-    ev.deployed("deployed+timestamps", ["long"], DeployedModel(out, decoding.replace(clip_timestamp_tokens=True)),
+    ev.deployed("deployed+timestamps", ["long"], deployed.with_decoding(decoding.replace(clip_timestamp_tokens=True)),
                 clips_condition="deployed")
     return {**summary, "decoding": decoding.to_dict()}
 

@@ -95,6 +95,10 @@ class DeployedDecoding:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def vad_parameters(self) -> dict:
+        """faster-whisper's VadOptions fields this decoding sets."""
+        return {"min_silence_duration_ms": self.vad_min_silence_ms, "speech_pad_ms": self.vad_speech_pad_ms}
+
     def transcribe_kwargs(self, seconds: float) -> dict:
         """faster-whisper `transcribe` arguments for audio of this length.
 
@@ -117,7 +121,7 @@ class DeployedDecoding:
             "word_timestamps": self.word_timestamps,
         }
         if self.vad_filter:
-            kwargs["vad_parameters"] = {"min_silence_duration_ms": self.vad_min_silence_ms, "speech_pad_ms": self.vad_speech_pad_ms}
+            kwargs["vad_parameters"] = self.vad_parameters()
         if not self.temperature_fallback:
             kwargs["temperature"] = 0.0
         return kwargs
@@ -161,8 +165,7 @@ def has_speech(audio: np.ndarray, decoding: DeployedDecoding) -> bool:
     """Whether Silero VAD (faster-whisper's, with the decoding's VAD settings) finds any speech."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    options = VadOptions(min_silence_duration_ms=decoding.vad_min_silence_ms, speech_pad_ms=decoding.vad_speech_pad_ms)
-    return bool(get_speech_timestamps(audio, options))
+    return bool(get_speech_timestamps(audio, VadOptions(**decoding.vad_parameters())))
 
 
 def speech_clips(audio: np.ndarray, pad_ms: int = 400, max_seconds: float = WINDOW_SECONDS,
