@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retry hotter above this gzip compression ratio, i.e. repetition (default 2.4)")
     s.add_argument("--silence-threshold", dest="silence_no_speech_prob", type=_threshold, default=unset, metavar="P|off",
                    help="also drop a decoded segment whose no-speech probability is above P and average "
-                        "log-probability below -0.5 (default 0.5; babble that passes the VAD)")
+                        "log-probability below -0.5 (default 0.3; babble that passes the VAD)")
     s.add_argument("--no-temperature-fallback", dest="temperature_fallback", action="store_false", default=unset,
                    help="decode at temperature 0 only, never retry")
     s.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false",

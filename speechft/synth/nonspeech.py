@@ -30,9 +30,12 @@ SPEAKER = "nonspeech"
 SENTENCE_FILE = "babble.txt"  # in data_manifests/nonspeech/
 SPLIT_SEEDS = {"train": 1001, "test": 2002, "dev": 3003}  # different seeds: the splits share no clip
 PREPARED_SPLITS = ("train", "test")  # what `speechft prepare nonspeech` writes; dev is made by benchmarks
-# Clips per kind and split (60 per split); babble is the commonest trigger of invented words.
+# Clips per kind (60 per split); babble is the commonest trigger of invented words.
 COUNTS = {"silence": 4, "white": 6, "pink": 6, "brown": 6, "hum": 6, "clicks": 6, "dtmf": 6,
           "babble": 8, "roomtone": 6, "mix": 6}
+# Dev has 4x the clips of every kind (240): on 60 dev clips the thresholds worth comparing all
+# left words on 0-2 clips and could not be told apart; on 240 the default then left 5.
+SPLIT_SCALE = {"train": 1, "test": 1, "dev": 4}
 MIN_SECONDS, MAX_SECONDS = 1.0, 30.0  # Whisper's window is 30 s
 BABBLE_VOICES = ("flite:kal16", "flite:rms", "flite:awb", "flite:slt")  # four different people
 MIXES = (("pink", "hum"), ("roomtone", "clicks"), ("white", "dtmf"), ("babble", "hum"), ("brown", "clicks"),
@@ -150,8 +153,9 @@ def nonspeech_clips(src: Path, audio_dir: Path, splits: tuple[str, ...] = PREPAR
 
     Args:
         src: the folder with babble.txt (data_manifests/nonspeech).
-        splits: names from SPLIT_SEEDS; "dev" (not prepared by default) is for choosing settings
-            such as the silence threshold without looking at test (benchmarks/silence_threshold.py).
+        splits: names from SPLIT_SEEDS; "dev" (not prepared by default, 4x the clips) is for
+            choosing settings such as the silence threshold without looking at test
+            (benchmarks/silence_threshold.py).
     Returns:
         split -> utterances (text "", speaker "nonspeech", id "nonspeech-<split>-<kind>-<nnnn>").
     Raises:
@@ -166,5 +170,6 @@ def nonspeech_clips(src: Path, audio_dir: Path, splits: tuple[str, ...] = PREPAR
     out = {}
     for split in splits:
         babble = _Babble(pools[split])  # one per split: its renders serve every clip of the split
-        out[split] = [_make_or_reuse(audio_dir, split, kind, i, babble) for kind, count in COUNTS.items() for i in range(count)]
+        out[split] = [_make_or_reuse(audio_dir, split, kind, i, babble) for kind, count in COUNTS.items()
+                      for i in range(count * SPLIT_SCALE[split])]
     return out

@@ -180,7 +180,7 @@ def test_the_hf_path_gives_non_speech_no_words_with_vad_on(tiny_en_dir):
 
 def test_segments_the_model_thinks_are_silence_and_is_unsure_of_are_dropped(monkeypatch):
     """faster-whisper keeps a window unless no-speech > 0.6 AND log-prob < -1; babble passes that
-    with words. The deployed decoding also drops segments above 0.5 no-speech and below -0.5."""
+    with words. The deployed decoding also drops segments above 0.3 no-speech and below -0.5."""
     from types import SimpleNamespace
 
     import ctranslate2
@@ -193,13 +193,14 @@ def test_segments_the_model_thinks_are_silence_and_is_unsure_of_are_dropped(monk
     decoded = [segment(" Yes, that's it.", 0.68, -0.97),  # babble: dropped
                segment(" A.", 0.52, -0.23),  # sure of its words: kept
                segment(" The patient is stable.", 0.05, -0.9),  # speech: kept
-               segment(" No, no.", 0.49, -0.9)]  # below the no-speech bar: kept
+               segment(" No, no.", 0.45, -0.9),  # babble the default threshold catches too: dropped
+               segment(" Right.", 0.25, -0.9)]  # below the no-speech bar: kept
     model = SimpleNamespace(transcribe=lambda audio, **kwargs: (iter(decoded), None))
     monkeypatch.setattr(runtime, "ct2_language", lambda model, language: "en")
     monkeypatch.setattr(ctranslate2, "set_random_seed", lambda seed: None)
     audio = np.zeros(SR, np.float32)
     text, segments = runtime.transcribe_deployed(model, audio)
-    assert text == "A. The patient is stable. No, no." and segments == decoded[1:]
+    assert text == "A. The patient is stable. Right." and segments == [decoded[1], decoded[2], decoded[4]]
     off = runtime.DeployedDecoding(silence_no_speech_prob=None)
     assert runtime.transcribe_deployed(model, audio, off)[1] == decoded
 

@@ -63,7 +63,9 @@ def test_dev_clips_are_their_own_and_babble_no_test_sentence(tmp_path, monkeypat
     dev_spoken = set(spoken)
     assert dev_spoken and not dev_spoken & set(test_sentences)  # dev babbles train's sentences only
     made.update(nonspeech.nonspeech_clips(SOURCES / "nonspeech", tmp_path, splits=("test",)))
-    assert len(made["dev"]) == len(made["test"])
+    assert len(made["dev"]) == 4 * len(made["test"])  # dev: 4x the clips of every kind
+    kinds = [u.id.split("-")[2] for u in made["dev"]]
+    assert {k: kinds.count(k) for k in COUNTS} == {k: 4 * n for k, n in COUNTS.items()}
     assert all(u.id.startswith("nonspeech-dev-") for u in made["dev"])
     digest = {s: {hashlib.sha1(Path(u.audio_filepath).read_bytes()).hexdigest() for u in us} for s, us in made.items()}
     assert not digest["dev"] & digest["test"]
