@@ -108,9 +108,10 @@ def transcribe(adapter, utts: list[Utterance], cache, batch_size: int = 16, desc
     # Whole batches go to processes round-robin: each batch is decoded exactly as one
     # process would decode it, so the gathered WER equals the single-process WER.
     mine: list[tuple[int, str]] = []
-    for idx in tqdm(dist.shard(batches), desc=desc, unit="batch", leave=False, disable=not dist.is_main):
-        batch = adapter.collate(cache.get([utts[i] for i in idx]), device)
-        mine.extend(zip(idx, adapter.transcribe_hidden(batch, cache.k, options)))
+    with adapter.weights_held():  # nothing trains while a manifest decodes
+        for idx in tqdm(dist.shard(batches), desc=desc, unit="batch", leave=False, disable=not dist.is_main):
+            batch = adapter.collate(cache.get([utts[i] for i in idx]), device)
+            mine.extend(zip(idx, adapter.transcribe_hidden(batch, cache.k, options)))
     hyps: list[str] = [""] * len(utts)
     for part in dist.gather_objects(mine):
         for i, text in part:

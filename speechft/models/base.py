@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ContextManager, Protocol, runtime_checkable
 
 from ..errors import SpeechftError
 
@@ -131,6 +131,10 @@ class ModelAdapter(Protocol):
 
     def transcribe_hidden(self, hidden, k: int, options: DecodeOptions) -> list[str]:
         """Decode a batch from the lowest k units' output."""
+
+    def weights_held(self) -> ContextManager:
+        """A block in which the caller promises not to change the weights, so decoding need not
+        check them batch by batch (Whisper's beam search checks once per block)."""
 
     def transcribe_audio(self, audios: list, options: DecodeOptions) -> list[str]:
         """Decode 16 kHz mono waveforms."""

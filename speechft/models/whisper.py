@@ -331,6 +331,15 @@ class WhisperAdapter:
         ids = self.tokenizer.encode(" " + prompt.strip(), add_special_tokens=False)[:MAX_PROMPT_TOKENS]
         return torch.tensor([self.tokenizer.convert_tokens_to_ids("<|startofprev|>")] + ids)
 
+    def weights_held(self):
+        """A block in which the weights stay as they are: beam search checks them on its first
+        batch only (the check reads every weight: ~0.3 s a batch for tiny.en on 2 cores)."""
+        from .ct2.beam import CT2BeamDecoder
+
+        if self._beam_decoder is None:
+            self._beam_decoder = CT2BeamDecoder(self)
+        return self._beam_decoder.weights_held()
+
     @torch.no_grad()
     def transcribe_hidden(self, hidden: torch.Tensor, k: int, options: DecodeOptions = DecodeOptions()) -> list[str]:
         """Decode from the output of the lowest k encoder units."""

@@ -58,3 +58,28 @@ def test_decoder_is_reconverted_when_and_only_when_weights_change(tiny_whisper_d
     adapter.model.eval()
     decoder.decode(enc, prefix, num_beams=2, max_new_tokens=6)
     assert decoder.conversions == 2
+
+
+def test_weights_held_checks_the_weights_once_per_block(tiny_whisper_dir, monkeypatch):
+    """evaluate.transcribe holds the weights over a manifest: one checksum, not one per batch;
+    a change made after the block is still seen."""
+    from speechft.models.ct2 import beam
+
+    adapter = _adapter(tiny_whisper_dir)
+    decoder = CT2BeamDecoder(adapter)
+    calls = []
+    real = beam.weights_checksum
+    monkeypatch.setattr(beam, "weights_checksum", lambda model: calls.append(1) or real(model))
+    torch.manual_seed(0)
+    enc = torch.randn(2, 1500, adapter.model.config.d_model)
+    prefix = list(adapter.prefix_ids)
+    with decoder.weights_held():
+        held = [decoder.decode(enc, prefix, num_beams=2, max_new_tokens=6) for _ in range(3)]
+    assert len(calls) == 1 and held[0] == held[1] == held[2]
+    decoder.decode(enc, prefix, num_beams=2, max_new_tokens=6)
+    assert len(calls) == 2  # outside a block every decode checks
+    with torch.no_grad():
+        next(p for n, p in adapter.model.named_parameters() if n.startswith("model.decoder.layers")).add_(1.0)
+    with decoder.weights_held():
+        decoder.decode(enc, prefix, num_beams=2, max_new_tokens=6)
+    assert decoder.conversions == 2  # the new block checked and saw the change

@@ -13,6 +13,7 @@ decodes the model being evaluated.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -38,9 +39,24 @@ class CT2BeamDecoder:
         self._checksum: torch.Tensor | None = None
         self._device: str | None = None
         self._model = None
+        self._holding = False  # inside weights_held()
+        self._checked = False  # ... and the weights were checked in this block
         self.conversions = 0  # how many times the weights were converted (tests read it)
 
+    @contextlib.contextmanager
+    def weights_held(self):
+        """Within: the weights are checked on the first decode only (the caller does not change
+        them; evaluate.transcribe holds them over a whole manifest)."""
+        outer = self._holding, self._checked
+        self._holding, self._checked = True, False
+        try:
+            yield
+        finally:
+            self._holding, self._checked = outer
+
     def _current(self, device: str):
+        if self._checked and device == self._device:
+            return self._model
         checksum = weights_checksum(self.adapter.model)
         if self._model is None or device != self._device or not torch.equal(checksum, self._checksum):
             import ctranslate2
@@ -56,6 +72,7 @@ class CT2BeamDecoder:
                                                          intra_threads=cpu_threads() if device == "cpu" else 0)
             self._checksum, self._device = checksum, device
             self.conversions += 1
+        self._checked = self._holding
         return self._model
 
     def decode(self, enc: torch.Tensor, prefix: list[int], num_beams: int, max_new_tokens: int) -> list[list[int]]:

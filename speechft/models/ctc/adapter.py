@@ -364,6 +364,10 @@ class CTCAdapter:
         return total / max(n_tokens, 1), n_tokens
 
     # ---- decoding ------------------------------------------------------------------------------
+    def weights_held(self):
+        """Nothing to skip: CTC decoding reads the live weights."""
+        return contextlib.nullcontext()
+
     @torch.no_grad()
     def transcribe_hidden(self, batch: CTCBatch, k: int, options: DecodeOptions = DecodeOptions()) -> list[str]:
         """Decode from the output of the lowest k units: greedy when num_beams == 1 and there are no
