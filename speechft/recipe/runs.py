@@ -35,7 +35,8 @@ class StageTimer:
         log.info("== stage %s", name)
         yield
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-        log.info("== stage %s done in %.1f s", name, self.seconds[name])
+        # The peak so far, so the log shows which stage set the run's peak memory.
+        log.info("== stage %s done in %.1f s (peak RSS so far %.0f MB)", name, self.seconds[name], peak_rss_mb())
 
 
 def peak_rss_mb() -> float:

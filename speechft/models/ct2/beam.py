@@ -87,6 +87,26 @@ class CT2BeamDecoder:
         device = "cuda" if enc.is_cuda else "cpu"
         model = self._current(device)
         features = enc.detach().float().contiguous()
-        storage = ctranslate2.StorageView.from_array(features if device == "cuda" else np.ascontiguousarray(features.numpy()))
-        results = model.generate(storage, [prefix] * enc.shape[0], beam_size=num_beams, max_length=len(prefix) + max_new_tokens)
-        return [r.sequences_ids[0] for r in results]
+        step = utterances_per_call(features.shape, self.adapter.model.config.decoder_layers, num_beams)
+        out: list[list[int]] = []
+        for start in range(0, features.shape[0], step):
+            part = features[start : start + step]
+            storage = ctranslate2.StorageView.from_array(part if device == "cuda" else np.ascontiguousarray(part.numpy()))
+            results = model.generate(storage, [prefix] * part.shape[0], beam_size=num_beams, max_length=len(prefix) + max_new_tokens)
+            out.extend(r.sequences_ids[0] for r in results)
+        return out
+
+
+# Beam search keeps each beam's own copy of the cross-attention keys and values (decoder layers x
+# 2 x frames x d_model floats; tiny.en: 18 MB a beam). 16 utterances x 5 beams held 1.5 GB and set
+# the recipes' peak memory; within this budget one generate call holds at most ~0.5 GB, and on
+# 2 CPU cores fewer utterances per call decode as fast (benchmarks/README.md).
+CROSS_ATTENTION_BUDGET_BYTES = 512 * 2**20
+
+
+def utterances_per_call(enc_shape, decoder_layers: int, num_beams: int) -> int:
+    """How many utterances one CTranslate2 generate call may take: their beams' cross-attention
+    caches fit CROSS_ATTENTION_BUDGET_BYTES (at least one utterance)."""
+    _, frames, d_model = enc_shape
+    per_beam = decoder_layers * 2 * frames * d_model * 4  # float32
+    return max(1, CROSS_ATTENTION_BUDGET_BYTES // (per_beam * max(1, num_beams)))
