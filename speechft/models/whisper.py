@@ -334,11 +334,15 @@ class WhisperAdapter:
     def weights_held(self):
         """A block in which the weights stay as they are: beam search checks them on its first
         batch only (the check reads every weight: ~0.3 s a batch for tiny.en on 2 cores)."""
-        from .ct2.beam import CT2BeamDecoder
+        return self._beam_search().weights_held()
 
+    def _beam_search(self):
+        """The CT2BeamDecoder of this model, made on first use."""
         if self._beam_decoder is None:
+            from .ct2.beam import CT2BeamDecoder
+
             self._beam_decoder = CT2BeamDecoder(self)
-        return self._beam_decoder.weights_held()
+        return self._beam_decoder
 
     @torch.no_grad()
     def transcribe_hidden(self, hidden: torch.Tensor, k: int, options: DecodeOptions = DecodeOptions()) -> list[str]:
@@ -354,12 +358,8 @@ class WhisperAdapter:
         if language and not self.multilingual and language != "en":
             raise SpeechftError(f"language={language!r}: this model is English-only. Fix: omit the language or use en")
         if options.num_beams > 1:
-            from .ct2.beam import CT2BeamDecoder
-
-            if self._beam_decoder is None:
-                self._beam_decoder = CT2BeamDecoder(self)
             prefix = (self.prompt_ids(prompt).tolist() if prompt else []) + self.decoder_prefix(language)
-            seqs = self._beam_decoder.decode(enc, prefix, options.num_beams, options.max_new_tokens)
+            seqs = self._beam_search().decode(enc, prefix, options.num_beams, options.max_new_tokens)
         else:
             kwargs = dict(max_new_tokens=options.max_new_tokens, return_timestamps=False)
             if self.multilingual:

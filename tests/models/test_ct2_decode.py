@@ -13,6 +13,13 @@ def _adapter(folder):
     return WhisperAdapter(WhisperForConditionalGeneration.from_pretrained(folder).eval(), WhisperProcessor.from_pretrained(folder))
 
 
+def _beam_setup(folder, n: int):
+    """A tiny model's adapter, its CT2BeamDecoder, n random encoder outputs (seeded) and the start tokens."""
+    adapter = _adapter(folder)
+    torch.manual_seed(0)
+    return adapter, CT2BeamDecoder(adapter), torch.randn(n, 1500, adapter.model.config.d_model), list(adapter.prefix_ids)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("prompt", [None, "atorvastatin, apixaban, troponin"])
 def test_ct2_greedy_equals_transformers_greedy_on_speech(tiny_en_dir, speech_clips, prompt):
@@ -40,11 +47,7 @@ def test_beam_search_decodes_speech(tiny_en_dir, speech_clips, sentences):
 
 
 def test_decoder_is_reconverted_when_and_only_when_weights_change(tiny_whisper_dir):
-    adapter = _adapter(tiny_whisper_dir)
-    decoder = CT2BeamDecoder(adapter)
-    torch.manual_seed(0)
-    enc = torch.randn(2, 1500, adapter.model.config.d_model)
-    prefix = list(adapter.prefix_ids)
+    adapter, decoder, enc, prefix = _beam_setup(tiny_whisper_dir, 2)
     first = decoder.decode(enc, prefix, num_beams=2, max_new_tokens=6)
     assert decoder.decode(enc, prefix, num_beams=2, max_new_tokens=6) == first
     assert decoder.conversions == 1  # same weights: the converted copy is reused
@@ -65,14 +68,10 @@ def test_weights_held_checks_the_weights_once_per_block(tiny_whisper_dir, monkey
     a change made after the block is still seen."""
     from speechft.models.ct2 import beam
 
-    adapter = _adapter(tiny_whisper_dir)
-    decoder = CT2BeamDecoder(adapter)
+    adapter, decoder, enc, prefix = _beam_setup(tiny_whisper_dir, 2)
     calls = []
     real = beam.weights_checksum
     monkeypatch.setattr(beam, "weights_checksum", lambda model: calls.append(1) or real(model))
-    torch.manual_seed(0)
-    enc = torch.randn(2, 1500, adapter.model.config.d_model)
-    prefix = list(adapter.prefix_ids)
     with decoder.weights_held():
         held = [decoder.decode(enc, prefix, num_beams=2, max_new_tokens=6) for _ in range(3)]
     assert len(calls) == 1 and held[0] == held[1] == held[2]
@@ -90,11 +89,7 @@ def test_beam_search_in_memory_sized_calls_gives_the_tokens_of_one_call(tiny_whi
     tokens are those of the whole batch in one call."""
     from speechft.models.ct2 import beam
 
-    adapter = _adapter(tiny_whisper_dir)
-    decoder = CT2BeamDecoder(adapter)
-    torch.manual_seed(0)
-    enc = torch.randn(5, 1500, adapter.model.config.d_model)
-    prefix = list(adapter.prefix_ids)
+    adapter, decoder, enc, prefix = _beam_setup(tiny_whisper_dir, 5)
     whole = decoder.decode(enc, prefix, num_beams=3, max_new_tokens=6)
     per_beam = adapter.model.config.decoder_layers * 2 * 1500 * adapter.model.config.d_model * 4
     monkeypatch.setattr(beam, "CROSS_ATTENTION_BUDGET_BYTES", per_beam * 3 * 2)  # two utterances a call
