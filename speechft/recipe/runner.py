@@ -70,17 +70,18 @@ def _prompt_baselines(adapter, terms: list[str] | None, cfg: RecipeConfig, ev: E
     return baselines
 
 
-def _deployed_rows(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, shipped: ShippedDecoding, pretrained: str) -> dict:
-    """Export the adapted (and, for the non-speech set, the pretrained) model to CTranslate2 and
-    decode through faster-whisper as `speechft serve` does. Returns the export summary."""
-    from ..deployed import DeployedModel, export_for_eval, pretrained_export
+def _deployed_rows(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, shipped: ShippedDecoding,
+                   pretrained_ct2: Path | None) -> dict:
+    """Export the adapted model to CTranslate2 and decode through faster-whisper as `speechft serve`
+    does; `pretrained_ct2` (the pretrained model's export) decodes the non-speech set's before-row.
+    Returns the export summary."""
+    from ..deployed import DeployedModel, export_for_eval
     from ..export import export_ct2
     from ..models.ct2.runtime import DeployedDecoding
 
     decoding = DeployedDecoding(beams=shipped.num_beams, prompt=shipped.prompt)
-    if "nonspeech" in ev.sets:
-        before_dir = pretrained_export(pretrained, cfg.export.quantization)
-        ev.deployed("deployed-before", ["nonspeech"], DeployedModel(before_dir, decoding.replace(prompt=None)))
+    if pretrained_ct2 is not None:
+        ev.deployed("deployed-before", ["nonspeech"], DeployedModel(pretrained_ct2, decoding.replace(prompt=None)))
     out = run_dir / CT2_DIR
     if cfg.export.format == "ct2":  # with the greedy WER parity check on test
         summary = export_ct2(run_dir / "model", out, cfg.export.quantization, manifest=cfg.data.test,
@@ -118,6 +119,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         SpeechftError: bad data, a failed stage, or a deployed model worse than the report's row.
     """
     from ..cache import PrefixCaches
+    from ..deployed import pretrained_export
     from ..lora import attach_lora, save_outputs as save_lora_outputs
     from ..models.adapters import load_adapter
     from ..models.registry import speechft_home
@@ -157,6 +159,12 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             if cfg.eval.long_utterances and adapter.family == "whisper" and cfg.eval.deployed:
                 sets["long"] = long_recordings(sets["test"], cfg.data.test, cfg.eval.long_utterances, cfg.train.seed)
         terms = read_terms(cfg.data.terms) if cfg.data.terms else None
+        pretrained_ct2 = None
+        if adapter.family == "whisper" and cfg.eval.deployed and "nonspeech" in sets and dist.is_main:
+            # Converted now, while this process is small: a conversion briefly holds another copy of
+            # the model, and after training it set the cold demo's peak memory.
+            with timer("pretrained export"):
+                pretrained_ct2 = pretrained_export(cfg.model.name, cfg.export.quantization)
         adapter = attach_lora(adapter, cfg)  # freeze.policy=lora: peft adapters on the model; otherwise unchanged
         # The recipe owns the freeze plan and the prefix caches: evaluation and training share both.
         plan = apply_freeze(adapter.model, cfg.freeze, adapter.family)
@@ -225,7 +233,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             replace_dir(tmp_model, run_dir / "model")
         if adapter.family == "whisper" and cfg.eval.deployed:
             with timer("deployed eval"):
-                report.export = _deployed_rows(cfg, ev, run_dir, shipped, cfg.model.name)
+                report.export = _deployed_rows(cfg, ev, run_dir, shipped, pretrained_ct2)
         report.eval, report.changes = ev.results, ev.changes(headline)
         report.stage_seconds = {k: round(v, 2) for k, v in timer.seconds.items()}
         report.peak_rss_mb = round(peak_rss_mb(), 1)  # of this process, rank 0

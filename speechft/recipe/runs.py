@@ -7,6 +7,8 @@ INCOMPLETE marker and `runs/<recipe>/latest` only ever points to a finished run.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import logging
 import os
 import resource
@@ -35,13 +37,40 @@ class StageTimer:
         log.info("== stage %s", name)
         yield
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-        # The peak so far, so the log shows which stage set the run's peak memory.
-        log.info("== stage %s done in %.1f s (peak RSS so far %.0f MB)", name, self.seconds[name], peak_rss_mb())
+        held = current_rss_mb()
+        release_free_memory()
+        # The peak so far shows which stage set the run's peak memory; the current RSS before and
+        # after returning freed heap shows how much of it the next stages still hold.
+        log.info("== stage %s done in %.1f s (peak RSS so far %.0f MB; now %.0f MB, %.0f MB after returning free heap)",
+                 name, self.seconds[name], peak_rss_mb(), held, current_rss_mb())
 
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process or of any finished child (data preparation), in MB."""
     return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024  # KiB
+
+
+def current_rss_mb() -> float:
+    """Resident memory of this process now, in MB (0 where /proc is absent)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def release_free_memory() -> None:
+    """Hand the heap that Python and torch have freed back to the system (glibc's malloc_trim).
+
+    glibc keeps freed blocks for reuse, so after the evaluation's and training's large transient
+    arrays the process stays hundreds of MB above what it still uses; the next stage's peak then
+    adds to that. A no-op where the C library has no malloc_trim.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def prepare_in_subprocess(targets: list[str]) -> None:
