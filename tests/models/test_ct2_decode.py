@@ -85,18 +85,19 @@ def test_weights_held_checks_the_weights_once_per_block(tiny_whisper_dir, monkey
 
 
 def test_beam_search_in_memory_sized_calls_gives_the_tokens_of_one_call(tiny_whisper_dir, monkeypatch):
-    """The batch is split so each generate call's cross-attention caches fit the budget; the
-    tokens are those of the whole batch in one call."""
+    """The batch is split so each generate call's cross-attention caches fit the budget, the calls
+    run concurrently on the replicas, and the tokens are those of the whole batch in one call, in order."""
     from speechft.models.ct2 import beam
 
     adapter, decoder, enc, prefix = _beam_setup(tiny_whisper_dir, 5)
     whole = decoder.decode(enc, prefix, num_beams=3, max_new_tokens=6)
     per_beam = adapter.model.config.decoder_layers * 2 * 1500 * adapter.model.config.d_model * 4
-    monkeypatch.setattr(beam, "CROSS_ATTENTION_BUDGET_BYTES", per_beam * 3 * 2)  # two utterances a call
-    assert beam.utterances_per_call(enc.shape, adapter.model.config.decoder_layers, 3) == 2
+    replicas = decoder._current("cpu").num_workers
+    monkeypatch.setattr(beam, "CROSS_ATTENTION_BUDGET_BYTES", per_beam * 3 * 2 * replicas)  # two utterances a call
+    assert beam.utterances_per_call(enc.shape, adapter.model.config.decoder_layers, 3, replicas) == 2
     calls = []
     real_generate = decoder._current("cpu").generate
-    monkeypatch.setattr(decoder, "_current", lambda device: type("M", (), {
+    monkeypatch.setattr(decoder, "_current", lambda device: type("M", (), {"num_workers": replicas,
         "generate": staticmethod(lambda feats, prefixes, **kw: calls.append(len(prefixes)) or real_generate(feats, prefixes, **kw))})())
     assert decoder.decode(enc, prefix, num_beams=3, max_new_tokens=6) == whole
-    assert calls == [2, 2, 1]
+    assert sorted(calls) == [1, 2, 2]  # three calls within the budget, split evenly

@@ -68,8 +68,12 @@ class CT2BeamDecoder:
                 self.adapter.save(Path(tmp) / "hf")
                 convert_to_ct2(Path(tmp) / "hf", Path(tmp) / "ct2", "float32")
                 # The weights are read into memory here, so the folder can go.
+                # On the CPU, one single-threaded replica per core: a call's small decoder matrices
+                # keep one core busy, not two, so two calls at once decode faster (benchmarks/README.md).
+                cpu = device == "cpu"
                 self._model = ctranslate2.models.Whisper(str(Path(tmp) / "ct2"), device=device, compute_type="float32",
-                                                         intra_threads=cpu_threads() if device == "cpu" else 0)
+                                                         intra_threads=1 if cpu else 0,
+                                                         inter_threads=cpu_threads() if cpu else 1)
             self._checksum, self._device = checksum, device
             self.conversions += 1
         self._checked = self._holding
@@ -87,26 +91,31 @@ class CT2BeamDecoder:
         device = "cuda" if enc.is_cuda else "cpu"
         model = self._current(device)
         features = enc.detach().float().contiguous()
-        step = utterances_per_call(features.shape, self.adapter.model.config.decoder_layers, num_beams)
-        out: list[list[int]] = []
-        for start in range(0, features.shape[0], step):
-            part = features[start : start + step]
-            storage = ctranslate2.StorageView.from_array(part if device == "cuda" else np.ascontiguousarray(part.numpy()))
-            results = model.generate(storage, [prefix] * part.shape[0], beam_size=num_beams, max_length=len(prefix) + max_new_tokens)
-            out.extend(r.sequences_ids[0] for r in results)
-        return out
+        n = features.shape[0]
+        per_call = utterances_per_call(features.shape, self.adapter.model.config.decoder_layers, num_beams, model.num_workers)
+        calls = -(-n // per_call)
+        # Even calls (16 utterances at 5 a call: 4+4+4+4, not 5+5+5+1), all submitted at once so
+        # that every replica has work; the results come back in order.
+        bounds = [round(i * n / calls) for i in range(calls + 1)]
+        storages, pending = [], []  # a StorageView borrows its array: both must outlive the call
+        for start, stop in zip(bounds, bounds[1:]):
+            part = features[start:stop] if device == "cuda" else np.ascontiguousarray(features[start:stop].numpy())
+            storages.append((part, ctranslate2.StorageView.from_array(part)))
+            pending += model.generate(storages[-1][1], [prefix] * part.shape[0], beam_size=num_beams,
+                                      max_length=len(prefix) + max_new_tokens, asynchronous=True)
+        return [r.result().sequences_ids[0] for r in pending]
 
 
 # Beam search keeps each beam's own copy of the cross-attention keys and values (decoder layers x
 # 2 x frames x d_model floats; tiny.en: 18 MB a beam). 16 utterances x 5 beams held 1.5 GB and set
-# the recipes' peak memory; within this budget one generate call holds at most ~0.5 GB, and on
-# 2 CPU cores fewer utterances per call decode as fast (benchmarks/README.md).
-CROSS_ATTENTION_BUDGET_BYTES = 512 * 2**20
+# the recipes' peak memory; within this budget the calls running at once (one per replica) hold at
+# most ~0.75 GB together, and on 2 CPU cores larger calls decode no faster (benchmarks/README.md).
+CROSS_ATTENTION_BUDGET_BYTES = 768 * 2**20
 
 
-def utterances_per_call(enc_shape, decoder_layers: int, num_beams: int) -> int:
-    """How many utterances one CTranslate2 generate call may take: their beams' cross-attention
-    caches fit CROSS_ATTENTION_BUDGET_BYTES (at least one utterance)."""
+def utterances_per_call(enc_shape, decoder_layers: int, num_beams: int, concurrent: int = 1) -> int:
+    """How many utterances one CTranslate2 generate call may take: the beams' cross-attention
+    caches of `concurrent` such calls fit CROSS_ATTENTION_BUDGET_BYTES (at least one utterance)."""
     _, frames, d_model = enc_shape
     per_beam = decoder_layers * 2 * frames * d_model * 4  # float32
-    return max(1, CROSS_ATTENTION_BUDGET_BYTES // (per_beam * max(1, num_beams)))
+    return max(1, CROSS_ATTENTION_BUDGET_BYTES // (per_beam * max(1, num_beams) * max(1, concurrent)))
