@@ -13,6 +13,17 @@ from typing import Any, ContextManager, Protocol, runtime_checkable
 
 from ..errors import SpeechftError
 
+# Between the domain terms of a prompt, in training and decoding alike. A space, not ", ": the
+# comma costs a token a term, so Whisper's 223 prompt tokens held 40 of the 70 medical terms and
+# now hold 49; on 210 held-out-voice dev sentences the space-joined prompt also decoded better, for
+# the pretrained model (WER 11.99 -> 11.37%) and for the adapted one (6.00 -> 5.67%).
+PROMPT_TERM_SEPARATOR = " "
+
+
+def join_terms(terms) -> str:
+    """The terms as a prompt's text."""
+    return PROMPT_TERM_SEPARATOR.join(terms)
+
 
 @dataclass(frozen=True)
 class DecodeOptions:

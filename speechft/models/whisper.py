@@ -15,7 +15,7 @@ from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 from ..audio import SAMPLE_RATE, WHISPER_MAX_SECONDS
 from ..errors import SpeechftError
 from ..text import written_form
-from .base import DecodeOptions, TrainTarget, refuse_options
+from .base import DecodeOptions, TrainTarget, join_terms, refuse_options
 
 IGNORE_INDEX = -100  # label positions excluded from the loss
 # Prompt tokens after <|startofprev|>: half of Whisper's 448-token context, less one. Longer
@@ -137,9 +137,9 @@ class WhisperAdapter:
         (`hotwords` or `initial_prompt`) all decode with the same tokens (../prompt.py)."""
         chosen: list[str] = []
         for term in terms:
-            if len(self.tokenizer.encode(" " + ", ".join(chosen + [term]), add_special_tokens=False)) <= MAX_PROMPT_TOKENS:
+            if len(self.tokenizer.encode(" " + join_terms(chosen + [term]), add_special_tokens=False)) <= MAX_PROMPT_TOKENS:
                 chosen.append(term)
-        return ", ".join(chosen) or None
+        return join_terms(chosen) or None
 
     def decoder_prefix(self, language: str | None = None, timestamps: bool = False) -> list[int]:
         """The tokens the decoder starts from: start-of-transcript, then (multilingual models)

@@ -16,10 +16,11 @@ from ..distributed import get_dist
 from ..errors import SpeechftError
 from ..freeze import apply_freeze, count_params, trainable_summary
 from ..io_utils import atomic_write_text, replace_dir
+from ..models.base import join_terms
 from ..models.shipped import ShippedDecoding, write_shipped
 from ..prompt import missed_terms_first
 from ..report import Report, change_lines, model_card, results_table, write_report
-from ..text import read_terms
+from ..text import count_term, normalize, read_terms
 from ..trackers import Tracker, open_tracker
 from .data import load_sets, training_utterances, voices_of
 from .evaluation import Evaluation, long_recordings
@@ -60,13 +61,14 @@ def _prompt_baselines(adapter, terms: list[str] | None, cfg: RecipeConfig, ev: E
         return {}
     baselines = adapter.zero_training_baselines(terms, cfg.eval)
     prompt = getattr(baselines.get("prompted"), "prompt", None)
-    if prompt is None or prompt == ", ".join(terms[: cfg.eval.max_prompt_terms]) or "dev" not in ev.sets:
+    if prompt is None or prompt == join_terms(terms[: cfg.eval.max_prompt_terms]) or "dev" not in ev.sets:
         return baselines
     if ("dev", condition) not in ev.full:
         decode_dev()
     baselines = adapter.zero_training_baselines(missed_terms_first(terms, ev.full[("dev", condition)]), cfg.eval)
+    held = normalize(baselines["prompted"].prompt)
     log.info("the terms prompt holds %d of %d terms; those %s misses on dev go first",
-             len(baselines["prompted"].prompt.split(", ")), len(terms), condition)
+             sum(1 for t in terms if count_term(held, normalize(t))), len(terms), condition)
     return baselines
 
 

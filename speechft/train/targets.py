@@ -20,7 +20,7 @@ import random
 import zlib
 
 from ..manifest import Utterance
-from ..models.base import TrainTarget
+from ..models.base import TrainTarget, join_terms
 
 # Prompts hold between these shares of the terms (at least one): short prompts teach that a
 # prompt is a hint, full ones match the shipped prompt.
@@ -57,7 +57,7 @@ class TargetPolicy:
         """A random subset of the terms, in random order, joined as the decoding prompt is."""
         lo = max(1, round(MIN_PROMPT_SHARE * len(self.terms)))
         hi = max(lo, round(MAX_PROMPT_SHARE * len(self.terms)))
-        return ", ".join(rng.sample(self.terms, rng.randint(lo, hi)))
+        return join_terms(rng.sample(self.terms, rng.randint(lo, hi)))
 
     def target(self, utt: Utterance, epoch: int | None) -> TrainTarget:
         """The target of `utt` in `epoch`; epoch None (the dev loss) gives the plain transcript."""

@@ -87,19 +87,20 @@ def test_fit_prompt_keeps_whole_terms_in_order_within_the_prompt_budget(adapter)
 
     terms = [f"term{i} compound{i}" for i in range(120)]  # far more than 223 tokens
     prompt = adapter.fit_prompt(terms)
-    chosen = prompt.split(", ")
+    words = prompt.split(" ")
+    chosen = [" ".join(words[i : i + 2]) for i in range(0, len(words), 2)]  # every term is two words
     assert chosen == terms[: len(chosen)] and 0 < len(chosen) < len(terms)  # a prefix of whole terms
     ids = adapter.tokenizer.encode(" " + prompt, add_special_tokens=False)
     assert len(ids) <= MAX_PROMPT_TOKENS
-    longer = adapter.tokenizer.encode(" " + ", ".join(terms[: len(chosen) + 1]), add_special_tokens=False)
+    longer = adapter.tokenizer.encode(" " + " ".join(terms[: len(chosen) + 1]), add_special_tokens=False)
     assert len(longer) > MAX_PROMPT_TOKENS  # the next term would not have fit
     # So no engine cuts it: the decoding prompt is <|startofprev|> + every token of the prompt
     # (faster-whisper's hotwords cut only at 224 tokens, its initial_prompt keeps the last 223).
     assert adapter.prompt_ids(prompt).tolist()[1:] == ids
-    assert adapter.fit_prompt(["heparin", "warfarin"]) == "heparin, warfarin"
+    assert adapter.fit_prompt(["heparin", "warfarin"]) == "heparin warfarin"  # joined by spaces: no comma tokens
     assert adapter.fit_prompt([]) is None
 
 
 def test_a_term_too_long_for_the_prompt_is_skipped_and_shorter_ones_still_fit(adapter):
     huge = " ".join(f"word{i}" for i in range(400))
-    assert adapter.fit_prompt(["heparin", huge, "warfarin"]) == "heparin, warfarin"
+    assert adapter.fit_prompt(["heparin", huge, "warfarin"]) == "heparin warfarin"
