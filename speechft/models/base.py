@@ -13,10 +13,11 @@ from typing import Any, ContextManager, Protocol, runtime_checkable
 
 from ..errors import SpeechftError
 
-# Between the domain terms of a prompt, in training and decoding alike. A space, not ", ": the
-# comma costs a token a term, so Whisper's 223 prompt tokens held 40 of the 70 medical terms and
-# now hold 49; on 210 held-out-voice dev sentences the space-joined prompt also decoded better, for
-# the pretrained model (WER 11.99 -> 11.37%) and for the adapted one (6.00 -> 5.67%).
+# Between the domain terms of a decoding prompt. A space, not ", ": the comma costs a token a term,
+# so Whisper's 223 prompt tokens held 40 of the 70 medical terms and now hold 49. On 210
+# held-out-voice dev sentences the space-joined prompt decoded better for the pretrained model
+# (WER 11.99 -> 11.37%) and for the adapted one (6.00 -> 5.67%; general dev 5.78 -> 5.55%).
+# Training prompts stay comma lists (train/targets.py TRAIN_PROMPT_SEPARATOR).
 PROMPT_TERM_SEPARATOR = " "
 
 

@@ -85,6 +85,6 @@ def test_policy_is_seeded_and_follows_its_rates():
     prompted = sum(t.prompt is not None for t in first) / len(first)
     stamped = sum(t.segments is not None for t in first) / len(first)
     assert 0.42 < prompted < 0.58 and 0.18 < stamped < 0.32
-    assert all(set(t.prompt.split(" ")) <= set(terms) for t in first if t.prompt)  # terms joined by spaces
+    assert all(set(t.prompt.split(", ")) <= set(terms) for t in first if t.prompt)
     assert policy.targets(utts[:3], epoch=None) == [TrainTarget(u.text) for u in utts[:3]]  # the dev loss: plain
     assert TargetPolicy(None, prompt_rate=1.0).targets(utts[:2], epoch=1) == [TrainTarget(u.text) for u in utts[:2]]  # no terms, no prompt
