@@ -1,11 +1,15 @@
 """Beam search through CTranslate2 on the adapter's encoder output (speechft/models/ct2/beam.py)."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from speechft.models.base import DecodeOptions
 from speechft.models.ct2.beam import CT2BeamDecoder
+from speechft.models.ct2.convert import convert_to_ct2
 from speechft.models.whisper import WhisperAdapter
 
 
@@ -101,3 +105,22 @@ def test_beam_search_in_memory_sized_calls_gives_the_tokens_of_one_call(tiny_whi
         "generate": staticmethod(lambda feats, prefixes, **kw: calls.append(len(prefixes)) or real_generate(feats, prefixes, **kw))})())
     assert decoder.decode(enc, prefix, num_beams=3, max_new_tokens=6) == whole
     assert sorted(calls) == [1, 2, 2]  # three calls within the budget, split evenly
+
+
+def test_one_thread_replicas_leave_torch_on_its_threads(tiny_whisper_dir):
+    """Loading a CTranslate2 model sets the OpenMP thread count that torch reads too: without
+    the guard, the recipe's encoder and training ran on one core after the first beam search."""
+    from speechft.models.ct2.runtime import load_ct2
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(3)  # not what any replica uses
+    try:
+        adapter, decoder, enc, prefix = _beam_setup(tiny_whisper_dir, 2)
+        decoder.decode(enc, prefix, num_beams=2, max_new_tokens=3)  # loads the one-thread replicas
+        assert torch.get_num_threads() == 3
+        with tempfile.TemporaryDirectory() as tmp:
+            convert_to_ct2(tiny_whisper_dir, Path(tmp) / "ct2", "float32")
+            load_ct2(Path(tmp) / "ct2", threads=1, workers=2)  # as the deployed rows load an export
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(old)

@@ -62,7 +62,7 @@ class CT2BeamDecoder:
             import ctranslate2
 
             from .convert import convert_to_ct2
-            from .runtime import cpu_threads
+            from .runtime import cpu_threads, torch_threads_kept
 
             with tempfile.TemporaryDirectory(prefix="speechft-ct2-") as tmp:
                 self.adapter.save(Path(tmp) / "hf")
@@ -71,9 +71,10 @@ class CT2BeamDecoder:
                 # On the CPU, one single-threaded replica per core: a call's small decoder matrices
                 # keep one core busy, not two, so two calls at once decode faster (benchmarks/README.md).
                 cpu = device == "cpu"
-                self._model = ctranslate2.models.Whisper(str(Path(tmp) / "ct2"), device=device, compute_type="float32",
-                                                         intra_threads=1 if cpu else 0,
-                                                         inter_threads=cpu_threads() if cpu else 1)
+                with torch_threads_kept():
+                    self._model = ctranslate2.models.Whisper(str(Path(tmp) / "ct2"), device=device, compute_type="float32",
+                                                             intra_threads=1 if cpu else 0,
+                                                             inter_threads=cpu_threads() if cpu else 1)
             self._checksum, self._device = checksum, device
             self.conversions += 1
         self._checked = self._holding
