@@ -30,7 +30,7 @@ MIN_PROMPT_SHARE, MAX_PROMPT_SHARE = 0.1, 1.0
 # holds at most ~40 medical terms and the model keeps learning the terms from the audio. Trained on
 # space-joined prompts (up to ~60 terms), the medical model decoded 210 held-out-voice dev
 # sentences worse (WER 6.40% vs 5.67%) and relied on the prompt more (dev without it 13.4% vs
-# 11.5%); both decoded with the 49-term space-joined prompt (recipes/medical/README.md).
+# 11.5%); both decoded with the 49-term space-joined prompt (benchmarks/README.md).
 TRAIN_PROMPT_SEPARATOR = ", "
 
 
@@ -61,7 +61,7 @@ class TargetPolicy:
         return random.Random(zlib.crc32(f"{self.seed}:{epoch}:{utt.id}".encode()))
 
     def prompt(self, rng: random.Random) -> str:
-        """A random subset of the terms, in random order, joined as the decoding prompt is."""
+        """A random subset of the terms, in random order, as a comma list (TRAIN_PROMPT_SEPARATOR)."""
         lo = max(1, round(MIN_PROMPT_SHARE * len(self.terms)))
         hi = max(lo, round(MAX_PROMPT_SHARE * len(self.terms)))
         return TRAIN_PROMPT_SEPARATOR.join(rng.sample(self.terms, rng.randint(lo, hi)))
