@@ -94,7 +94,13 @@ def open_tracker(report_to: str, run_dir: Path, run_name: str) -> Tracker:
 
 
 def _start(report_to: str, run_dir: Path, run_name: str):
+    from accelerate import PartialState
     from accelerate.tracking import MLflowTracker, TensorBoardTracker, WandBTracker
+
+    # Accelerate's trackers log through its logger, which refuses to work before its state exists;
+    # a single-process run never made one (distributed.get_dist makes it for launched runs only),
+    # so `train.report_to=wandb` fell back to no tracker. A single process's state is cheap.
+    PartialState()
 
     if report_to == "tensorboard":
         tracker = TensorBoardTracker(run_name, run_dir / "tensorboard")
