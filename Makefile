@@ -28,14 +28,16 @@ $(STAMP): pyproject.toml
 
 # Two test processes: most tests are single-threaded Python or wait on subprocesses, so two
 # share 2 cores well (7 min 13 s vs 9 min 10 s on this machine); more would mostly add memory.
+# Whole files per process (--dist loadfile): every test file passes on its own, in its order.
 TEST_WORKERS ?= 2
+PYTEST  := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PYTEST)
 
 # Unit tests only (no real pretrained weights).
 test-fast: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The real-speech regression set comes from Debian's Asterisk prompt packages (apt-get download):
 # make sure the package lists know them.
