@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .errors import SpeechftError
+from .heap import reuse_large_blocks
 
 
 def _adapter(name: str):
@@ -438,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     # transformers' generate() warns about Whisper's own generation config on every batch.
     logging.getLogger("transformers").setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    reuse_large_blocks()
     try:
         return args.func(args)
     except SpeechftError as e:

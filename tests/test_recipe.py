@@ -265,16 +265,3 @@ def test_a_term_list_too_long_for_the_prompt_ships_whole_terms_that_fit(tiny_dat
     assert len(tokenizer.encode(" " + prompt, add_special_tokens=False)) <= MAX_PROMPT_TOKENS  # no engine cuts it
     report = json.loads((out / "report.json").read_text())
     assert {"before", "after"} <= set(report["eval"]["dev"])  # dev decoded to choose which terms go first
-
-
-def test_release_free_memory_returns_freed_heap_to_the_system():
-    """The stage log's 'after returning free heap' figure: blocks Python has freed inside the
-    heap (here 100 MB of 8 KB buffers, every other one) go back to the system."""
-    from speechft.recipe.runs import current_rss_mb, release_free_memory
-
-    buffers = [bytearray(8192) for _ in range(25_000)]
-    del buffers[::2]  # freed, but between live blocks: glibc keeps them
-    before = current_rss_mb()
-    release_free_memory()
-    assert before > 0
-    assert before - current_rss_mb() >= 25  # MB

@@ -7,8 +7,6 @@ INCOMPLETE marker and `runs/<recipe>/latest` only ever points to a finished run.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
 import logging
 import os
 import resource
@@ -20,6 +18,7 @@ from pathlib import Path
 
 from ..config import RecipeConfig
 from ..errors import SpeechftError
+from ..heap import release_free_memory
 
 log = logging.getLogger("speechft")
 INCOMPLETE_MARKER = "INCOMPLETE"
@@ -57,20 +56,6 @@ def current_rss_mb() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return 0.0
-
-
-def release_free_memory() -> None:
-    """Hand the heap that Python and torch have freed back to the system (glibc's malloc_trim).
-
-    glibc keeps freed blocks for reuse, so after the evaluation's and training's large transient
-    arrays the process stays hundreds of MB above what it still uses; the next stage's peak then
-    adds to that. A no-op where the C library has no malloc_trim.
-    """
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def prepare_in_subprocess(targets: list[str]) -> None:

@@ -1,0 +1,41 @@
+"""glibc heap policy for a process that allocates and frees arrays of hundreds of MB."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+
+# glibc's mallopt parameters (malloc.h) and the size up to which freed blocks stay in the heap.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+HEAP_BLOCK_LIMIT_BYTES = 1 << 30
+
+
+def reuse_large_blocks() -> None:
+    """Let glibc keep freed blocks of up to 1 GB for reuse instead of unmapping them.
+
+    By default a block above a threshold (at most 32 MB) gets its own mmap and is unmapped when
+    freed, so every encoder batch faults its activations in again, page by page: Whisper tiny.en
+    on 8 clips spent 2.5 s of 9 in the kernel and encoded 15% slower (0.275 vs 0.234 s a clip,
+    1.2 M vs 57 k page faults), at the same peak RSS. Freed memory still goes back to the system
+    at the end of each stage (release_free_memory). A no-op where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_LIMIT_BYTES)
+        libc.mallopt(M_TRIM_THRESHOLD, HEAP_BLOCK_LIMIT_BYTES)
+    except (OSError, AttributeError):
+        pass
+
+
+def release_free_memory() -> None:
+    """Hand the heap that Python and torch have freed back to the system (glibc's malloc_trim).
+
+    glibc keeps freed blocks for reuse, so after the evaluation's and training's large transient
+    arrays the process stays hundreds of MB above what it still uses; the next stage's peak then
+    adds to that. A no-op where the C library has no malloc_trim.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
