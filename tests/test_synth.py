@@ -6,13 +6,12 @@ import importlib.util
 import json
 import logging
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from speechft import synth
-from speechft.audio import SAMPLE_RATE, write_wav
+from speechft.audio import SAMPLE_RATE
 from speechft.errors import SpeechftError
 from speechft.synth import ENGINES, Sentence, Voice, read_sentences, synth_main, synth_sentences, synthesize
 
@@ -114,26 +113,6 @@ def test_synth_main_writes_a_relative_manifest(tmp_path):
 def test_usable_voices_keeps_order_and_repeats():
     a, b = Voice("flite", "slt"), Voice("flite", "rms")
     assert synth.usable_voices([a, b, a]) == [a, b, a]  # a repeat weights the round-robin
-
-
-@needs_flite
-def test_jittered_voices_of_one_engine_voice_share_a_batch(tmp_path, monkeypatch):
-    """A voice plan jitters speed and effects per sentence; the engine still gets the sentences
-    of one voice in one call (festival starts a process per call), each at its own speed, and
-    each file is what that sentence's Voice gives alone."""
-    engine = ENGINES["flite"]
-    monkeypatch.setattr(engine, "batch", 16)
-    calls = []
-    real = engine.speak_many
-    monkeypatch.setattr(engine, "speak_many", lambda items, voice: calls.append([speed for _, speed, _ in items]) or real(items, voice))
-    sents = ["Start metoprolol now.", "Check the troponin.", "Give lisinopril daily."]
-    voices = [Voice("flite", "kal16", speed=0.9), Voice("flite", "kal16", speed=1.1, noise_snr_db=30), Voice("flite", "kal16")]
-    utts = synth_sentences(sents, voices, tmp_path, seed=1, jobs=1)
-    assert calls == [[0.9, 1.1, 1.0]]
-    for utt, text, voice in zip(utts, sents, voices):
-        seed = int(Path(utt.audio_filepath).stem[:8], 16)
-        write_wav(tmp_path / "alone.wav", synthesize(text, voice, seed))
-        assert Path(utt.audio_filepath).read_bytes() == (tmp_path / "alone.wav").read_bytes()
 
 
 @pytest.mark.skipif(not shutil.which("festival"), reason="festival not installed")

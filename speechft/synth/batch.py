@@ -81,14 +81,10 @@ def synthesize(text: str, voice: Voice, seed: int = 0) -> np.ndarray:
 
 
 def render(jobs: list[Job]) -> list[tuple[Path, int, str | None]]:
-    """Synthesise utterances of one engine voice and write each atomically. Returns (path, frames, problem)s.
-
-    The jobs may differ in speaking rate and effects (a voice plan jitters both per sentence):
-    the engine speaks them in one call, and each job's own Voice finishes its audio.
-    """
-    engine, name = jobs[0].voice.engine, jobs[0].voice.voice
+    """Synthesise utterances of one voice and write each atomically. Returns (path, frames, problem)s."""
+    voice = jobs[0].voice
     try:
-        spoken = require(engine).speak_many([(j.text, j.voice.speed, j.seed) for j in jobs], name)
+        spoken = require(voice.engine).speak_many([(j.text, voice.speed, j.seed) for j in jobs], voice.voice)
     except SpeechftError as e:
         return [(j.path, 0, str(e)) for j in jobs]
     results = []
@@ -96,8 +92,8 @@ def render(jobs: list[Job]) -> list[tuple[Path, int, str | None]]:
         try:
             if isinstance(out, SpeechftError):
                 raise out
-            notify_render(job.text, job.voice, job.seed)
-            audio = finish(out, job.voice, job.seed, babble_audio(job.voice))
+            notify_render(job.text, voice, job.seed)
+            audio = finish(out, voice, job.seed, babble_audio(voice))
         except SpeechftError as e:
             results.append((job.path, 0, str(e)))
             continue
@@ -107,15 +103,18 @@ def render(jobs: list[Job]) -> list[tuple[Path, int, str | None]]:
 
 
 def run_jobs(jobs: list[Job], workers: int, desc: str) -> list[tuple[Path, int, str | None]]:
-    """Render every job, grouped by engine voice into the engine's batch size, over `workers` threads."""
+    """Render every job, grouped by voice into the engine's batch size, over `workers` threads."""
     from tqdm import tqdm
 
-    # By engine and voice name, not by Voice: a plan's speed jitter and effects make nearly every
-    # train Voice unique, which left festival starting a process (0.3 s) for each sentence.
-    by_voice: dict[tuple[str, str], list[Job]] = {}
+    # By whole Voice, so a plan's speed jitter leaves most train sentences one to a festival process
+    # (0.3 s each). Batching them by engine voice made the cold medical prepare 109 -> 73 s, but
+    # festival's diphone synthesis then gave one sentence of 432 different samples from run to run
+    # (its last 0.17 s, depending on what the process had spoken before): audio must be a function
+    # of its cache key, so that was reverted.
+    by_voice: dict[Voice, list[Job]] = {}
     for job in jobs:
-        by_voice.setdefault((job.voice.engine, job.voice.voice), []).append(job)
-    chunks = [js[i : i + ENGINES[engine].batch] for (engine, _), js in by_voice.items() for i in range(0, len(js), ENGINES[engine].batch)]
+        by_voice.setdefault(job.voice, []).append(job)
+    chunks = [js[i : i + ENGINES[v.engine].batch] for v, js in by_voice.items() for i in range(0, len(js), ENGINES[v.engine].batch)]
     chunks.sort(key=len, reverse=True)  # big batches first, so no worker ends the run alone on one
     bar = tqdm(total=len(jobs), desc=desc, unit="utt", disable=None)
     results = []
