@@ -15,11 +15,11 @@ def reuse_large_blocks() -> None:
     """Serve blocks of up to 1 GB from the heap, which keeps up to 256 MB free at its top.
 
     By default a block above a threshold (at most 32 MB) gets its own mmap and is unmapped when
-    freed, so every encoder batch faults its activations in again, page by page: Whisper tiny.en
-    on 8 clips spent 2.5 s of 9 in the kernel and encoded 15% slower (0.275 vs 0.234 s a clip,
-    1.2 M vs 57 k page faults). A larger free top (1 GB) was no faster in the medical run and
-    peaked 120-150 MB higher. Freed memory still goes back to the system at the end of each stage
-    (release_free_memory). A no-op where the C library is not glibc.
+    freed, so every encoder batch faults its activations in again, page by page: Whisper tiny.en,
+    16 clips a batch, encoded 1.18x slower (0.301 vs 0.255 s a clip; 6.0 vs 1.9 s in the kernel:
+    benchmarks/heap_reuse.py). A larger free top (1 GB) was no faster in the medical run and
+    peaked 276 MB higher (2869 vs 2593 MB). Freed memory still goes back to the system at the end
+    of each stage (release_free_memory). A no-op where the C library is not glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
