@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechft.cache import PrefixCache
+from speechft.cache import PrefixCache, encoder_unit_count
 from speechft.config import ModelConfig
 from speechft.evaluate import evaluate
-from speechft.freeze import encoder_units
 from speechft.manifest import read_manifest
 from speechft.models.adapters import load_adapter
 from speechft.models.base import DecodeOptions
@@ -36,15 +35,6 @@ def shipped_order(terms: list[str], prompt: str | None) -> list[str]:
     """The terms in the order the shipped prompt holds them (whatever joins them), then the rest."""
     at = {t: (prompt or "").find(t) for t in terms}
     return sorted((t for t in terms if at[t] >= 0), key=at.get) + [t for t in terms if at[t] < 0]
-
-
-def fit(adapter, terms: list[str], sep: str) -> list[str]:
-    """Whole terms, in order, whose joined prompt fits (as WhisperAdapter.fit_prompt does)."""
-    chosen: list[str] = []
-    for term in terms:
-        if len(adapter.tokenizer.encode(" " + sep.join(chosen + [term]), add_special_tokens=False)) <= 223:
-            chosen.append(term)
-    return chosen
 
 
 def main() -> None:
@@ -69,10 +59,10 @@ def main() -> None:
     order = shipped_order(terms, shipped.prompt if shipped else None)
     for name in (args.pretrained, args.model):
         adapter = load_adapter(name, ModelConfig(name=name, feature_padding="logmel"))
-        k = len(encoder_units([n for n, _ in adapter.model.named_parameters()], adapter.family))
-        cache = PrefixCache(speechft_home() / "cache", adapter, k)  # the whole encoder: it is frozen in the recipes
+        # The whole encoder's output, stored: it is frozen in the recipes.
+        cache = PrefixCache(speechft_home() / "cache", adapter, encoder_unit_count(adapter))
         for fmt, sep in SEPARATORS.items():
-            inside = fit(adapter, order, sep)
+            inside = adapter.fit_terms(order, separator=sep)
             options = DecodeOptions(num_beams=5, prompt=sep.join(inside))
             for set_name, utts in sets.items():
                 r = evaluate(adapter, utts, cache, terms, options=options, desc=f"{set_name} {fmt}")

@@ -122,13 +122,17 @@ class PrefixCache:
         return [torch.from_numpy(np.load(self._path(u), mmap_mode="r").astype(np.float32)) for u in utts]
 
 
+def encoder_unit_count(adapter) -> int:
+    """How many units the whole encoder has: the depth of a cache of its output."""
+    from .freeze import encoder_units
+
+    return len(encoder_units([n for n, _ in adapter.model.named_parameters()], adapter.family))
+
+
 def uncached(adapter) -> PrefixCache:
     """A full-precision encoder pass for every request, nothing stored: standalone decoding
     (`speechft eval`, the export's parity check) must not depend on a run's cache."""
-    from .freeze import encoder_units
-
-    k = len(encoder_units([n for n, _ in adapter.model.named_parameters()], adapter.family))
-    return PrefixCache("", adapter, k, enabled=False)
+    return PrefixCache("", adapter, encoder_unit_count(adapter), enabled=False)
 
 
 class PrefixCaches:

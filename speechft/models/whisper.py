@@ -15,7 +15,7 @@ from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 from ..audio import SAMPLE_RATE, WHISPER_MAX_SECONDS
 from ..errors import SpeechftError
 from ..text import written_form
-from .base import DecodeOptions, TrainTarget, join_terms, refuse_options
+from .base import PROMPT_TERM_SEPARATOR, DecodeOptions, TrainTarget, join_terms, refuse_options
 
 IGNORE_INDEX = -100  # label positions excluded from the loss
 # Prompt tokens after <|startofprev|>: half of Whisper's 448-token context, less one. Longer
@@ -135,11 +135,15 @@ class WhisperAdapter:
         tokens: a term that would overflow is left out and shorter later ones still go in.
         Below the limit every engine keeps the prompt whole, so HF, CTranslate2 and faster-whisper
         (`hotwords` or `initial_prompt`) all decode with the same tokens (../prompt.py)."""
+        return join_terms(self.fit_terms(terms)) or None
+
+    def fit_terms(self, terms: list[str], separator: str = PROMPT_TERM_SEPARATOR) -> list[str]:
+        """The terms fit_prompt keeps, in order, were they joined by `separator`."""
         chosen: list[str] = []
         for term in terms:
-            if len(self.tokenizer.encode(" " + join_terms(chosen + [term]), add_special_tokens=False)) <= MAX_PROMPT_TOKENS:
+            if len(self.tokenizer.encode(" " + separator.join(chosen + [term]), add_special_tokens=False)) <= MAX_PROMPT_TOKENS:
                 chosen.append(term)
-        return join_terms(chosen) or None
+        return chosen
 
     def decoder_prefix(self, language: str | None = None, timestamps: bool = False) -> list[int]:
         """The tokens the decoder starts from: start-of-transcript, then (multilingual models)
