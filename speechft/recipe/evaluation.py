@@ -71,11 +71,14 @@ class Evaluation:
     def deployed(self, condition: str, set_names: list[str], model, clips_condition: str | None = None) -> None:
         """Decode `set_names` with a DeployedModel (deployed.py) and score them like the rest; the
         long recordings are compared with the test row of `clips_condition` (default: this one)."""
-        for s in set_names:
-            if s not in self.sets:
-                continue
+        names = [s for s in set_names if s in self.sets]
+        # One call for all sets, so the cores stay busy from the first clip to the last.
+        hyps_all, segments_all = model.transcribe([u for s in names for u in self.sets[s]])
+        start = 0
+        for s in names:
             utts = self.sets[s]
-            hyps, segments = model.transcribe(utts)
+            hyps, segments = hyps_all[start : start + len(utts)], segments_all[start : start + len(utts)]
+            start += len(utts)
             res = score([u.text for u in utts], hyps, [u.id for u in utts], self.terms)
             extra = {}
             if s == "nonspeech":
