@@ -65,7 +65,7 @@ def test_a_deployed_model_worse_than_the_report_fails_the_run_loudly(tiny_datase
     recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
     out = tmp_path / "out"
     assert main(["run", str(recipe), f"output_dir={out}", "train.max_steps=2", "export.max_wer_gap=0.01",
-                 "eval.deployed=true", "eval.long_utterances=0"]) == 2
+                 "eval.deployed=true", "eval.long_utterances=0", "export.quantization=int8"]) == 2
     err = capsys.readouterr().err
     assert "the deployed model (CTranslate2 int8 through faster-whisper) scores test WER" in err and "Fix:" in err
     assert (out / INCOMPLETE_MARKER).exists()  # not a result

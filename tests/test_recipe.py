@@ -15,6 +15,7 @@ from speechft.cli import main
 from speechft.config import load_config
 from speechft.evaluate import score
 from speechft.recipe import INCOMPLETE_MARKER, load_sets
+from speechft.recipe.runner import choose_quantization
 from speechft.report import render_markdown
 from speechft.validate import Limits
 
@@ -47,8 +48,8 @@ def test_report_schema(finished_run):
     assert headline in ("after", "after+prompted")
     assert set(report["eval"]) == {"test", "general", "dev", "long"}  # dev: where the shipped decoding was chosen
     assert set(report["eval"]["test"]) == {"before", "prompted", "after", "after+prompted", "deployed"}
-    assert set(report["eval"]["general"]) == {"before", "after"} | {headline}  # eval.prompted_sets: [test] by default
-    assert set(report["eval"]["dev"]) == {"after", "after+prompted"}
+    assert set(report["eval"]["general"]) == {"before", headline}  # as shipped only; eval.prompted_sets: [test] by default
+    assert set(report["eval"]["dev"]) == {"after", "after+prompted", "deployed-int8"}  # + export.quantization=auto's trial
     assert set(report["eval"]["long"]) == {"deployed", "deployed+timestamps"}  # as served, and the model's own timestamps
     for set_name, by_cond in report["eval"].items():
         for cond, res in by_cond.items():
@@ -60,6 +61,12 @@ def test_report_schema(finished_run):
             assert res["ci"]["wer"][0] <= res["wer"] <= res["ci"]["wer"][1]
     change = report["changes"]["test"]
     assert change["to"] == headline and change["wer_ci"][0] <= change["wer"] <= change["wer_ci"][1]
+    # export.quantization=auto (the default): the int8 trial's dev gap is what the report says it is,
+    # and the export is what choose_quantization makes of it (the tiny recipe allows a gap of 1000).
+    choice, dev = report["export"]["quantization_choice"], report["eval"]["dev"]
+    assert choice["int8_dev_gap"] == pytest.approx(dev["deployed-int8"]["wer"] - dev[headline]["wer"])
+    assert report["export"]["quantization"] == choice["chosen"] == choose_quantization(choice["int8_dev_gap"], 1000.0) == "int8"
+    assert not any(p.name.startswith(".model-ct2") for p in finished_run.iterdir())  # the trial export is gone
     shipped = json.loads((finished_run / "model" / "speechft_decoding.json").read_text())
     assert shipped == report["shipped"] and (shipped["prompt"] is not None) == (headline == "after+prompted")
     assert 0 < report["trainable_params"] < report["total_params"]
@@ -265,3 +272,11 @@ def test_a_term_list_too_long_for_the_prompt_ships_whole_terms_that_fit(tiny_dat
     assert len(tokenizer.encode(" " + prompt, add_special_tokens=False)) <= MAX_PROMPT_TOKENS  # no engine cuts it
     report = json.loads((out / "report.json").read_text())
     assert {"before", "after"} <= set(report["eval"]["dev"])  # dev decoded to choose which terms go first
+
+
+def test_auto_quantization_keeps_int8_only_within_half_the_allowed_gap():
+    assert choose_quantization(-0.002, 0.01) == "int8"  # int8 decoded dev better
+    assert choose_quantization(0.005, 0.01) == "int8"
+    assert choose_quantization(0.0051, 0.01) == "float32"
+    assert choose_quantization(0.0164, 0.01) == "float32"  # the held-out dental domain's dev
+    assert choose_quantization(None, 0.01) == "float32"  # nothing measured: the exact engine

@@ -105,12 +105,15 @@ def recipe_yaml(domain: str, recipes: Path) -> str:
     load_config(source)  # the source must itself be valid, else the copy is not either
     values = _rename(values, domain)
     values["name"] = domain
+    # Medical's int8 export was checked on medical dev; a new domain's is checked on its own dev.
+    values.setdefault("export", {})["quantization"] = "auto"
     header = f"""\
 # speechft recipe: {domain} (written by `speechft new {domain}` on {date.today().isoformat()}).
 # Settings copied from recipes/{TEMPLATE_DOMAIN}/recipe.yaml, the best measured so far (its README, "How the
 # recipe got here"): model, freeze policy, learning rate, WiSE-FT interpolation, everyday replay,
 # packing, prompt-aware training, non-speech clips, faster-whisper's front end and beam-5
-# decoding; only the data paths are this domain's. data.general stays the real-speech Asterisk
+# decoding; only the data paths are this domain's, and export.quantization is auto (int8 if
+# it decodes this domain's dev as the report does, else float32). data.general stays the real-speech Asterisk
 # set, where forgetting is measured.
 # Run from the repository root:
 #   speechft run recipes/{domain}/recipe.yaml            (or recipes/{domain}/run.sh: prepare -> run -> export)
