@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from support import write_tiny_recipe
+from support import write_manifest, write_tiny_recipe, write_tone_wav
 
 from speechft.audio import load_audio
 from speechft.cli import main
@@ -93,3 +93,20 @@ def test_deployed_rows_decode_in_parallel_exactly_as_one_at_a_time(tiny_en_ct2_d
     assert greedy.model is deployed.model and deployed.decoding.beams == 5
     assert greedy.transcribe(utts)[0] == [transcribe_deployed(one_model, load_audio(u.audio_filepath), greedy.decoding)[0]
                                           for u in utts]
+
+
+def test_auto_quantization_with_a_nonspeech_set_decodes_its_before_row(tiny_dataset, tiny_whisper_dir, tmp_path):
+    """export.quantization=auto (the default) also exports the pretrained model for the
+    non-speech before-row: the run finishes with both non-speech rows and a chosen quantization."""
+    clips = []
+    for i in range(2):
+        write_tone_wav(tmp_path / f"hum{i}.wav", 1.0, 50 + 10 * i, seed=i)
+        clips.append({"audio_filepath": f"hum{i}.wav", "text": "", "id": f"hum{i}"})
+    nonspeech = write_manifest(tmp_path / "nonspeech.jsonl", clips)
+    recipe = write_tiny_recipe(tmp_path, tiny_dataset, tiny_whisper_dir)
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), f"output_dir={out}", "train.max_steps=1", "eval.deployed=true",
+                 "eval.long_utterances=0", f"data.nonspeech={nonspeech}"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["eval"]["nonspeech"]) == {"deployed-before", "deployed"}
+    assert report["export"]["quantization"] == report["export"]["quantization_choice"]["chosen"] in ("int8", "float32")

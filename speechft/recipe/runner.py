@@ -205,7 +205,10 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             # Converted now, while this process is small: a conversion briefly holds another copy of
             # the model, and after training it set the cold demo's peak memory.
             with timer("pretrained export"):
-                pretrained_ct2 = pretrained_export(cfg.model.name, cfg.export.quantization)
+                # auto: the pretrained model as users deploy it by default (int8); its row is the
+                # non-speech clips' before-row only, where the engines agree (no words either way).
+                q = "int8" if cfg.export.quantization == "auto" else cfg.export.quantization
+                pretrained_ct2 = pretrained_export(cfg.model.name, q)
         adapter = attach_lora(adapter, cfg)  # freeze.policy=lora: peft adapters on the model; otherwise unchanged
         # The recipe owns the freeze plan and the prefix caches: evaluation and training share both.
         plan = apply_freeze(adapter.model, cfg.freeze, adapter.family)
