@@ -80,21 +80,20 @@ def choose_quantization(int8_gap: float | None, max_wer_gap: float) -> str:
     return "int8" if int8_gap is not None and int8_gap <= max_wer_gap / 2 else "float32"
 
 
-def _auto_quantization(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, decoding, headline: str) -> tuple[str, dict]:
-    """Decode dev through the int8 export (the report's `deployed-int8` dev row) and choose.
+def _auto_quantization(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, decoding, headline: str):
+    """Export int8 to the run's CT2_DIR, decode dev through it (the report's `deployed-int8` dev row) and
+    choose. Returns (quantization, the choice for report.json, the loaded int8 model when int8
+    was chosen: CT2_DIR already holds it).
 
     int8 is 1.5-2x faster on CPUs, but on tiny.en it costs accuracy unevenly: +0.2 points on
     medical dev, +1.6 on a held-out dental domain's dev (float32: +0.0 on both)."""
     from ..deployed import DeployedModel, export_for_eval
 
-    int8_gap = None
+    int8_gap, int8 = None, None
     if "dev" in ev.sets and headline in ev.results.get("dev", {}):
-        trial = run_dir / f".{CT2_DIR}-int8"
-        try:
-            export_for_eval(run_dir / "model", trial, "int8")
-            ev.deployed("deployed-int8", ["dev"], DeployedModel(trial, decoding))
-        finally:
-            shutil.rmtree(trial, ignore_errors=True)
+        export_for_eval(run_dir / "model", run_dir / CT2_DIR, "int8")
+        int8 = DeployedModel(run_dir / CT2_DIR, decoding)
+        ev.deployed("deployed-int8", ["dev"], int8)
         int8_gap = ev.wer("dev", "deployed-int8") - ev.wer("dev", headline)
     chosen = choose_quantization(int8_gap, cfg.export.max_wer_gap)
     if int8_gap is None:
@@ -102,7 +101,8 @@ def _auto_quantization(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, decodin
     else:
         log.info("export.quantization=auto: int8 decodes dev (held-out voices) %+.2f points against the report's %s row "
                  "(allowed: %+.2f): %s", 100 * int8_gap, headline, 50 * cfg.export.max_wer_gap, chosen)
-    return chosen, {"int8_dev_gap": int8_gap, "allowed_dev_gap": cfg.export.max_wer_gap / 2, "chosen": chosen}
+    choice = {"int8_dev_gap": int8_gap, "allowed_dev_gap": cfg.export.max_wer_gap / 2, "chosen": chosen}
+    return chosen, choice, int8 if chosen == "int8" else None
 
 
 def _deployed_rows(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, shipped: ShippedDecoding,
@@ -117,19 +117,20 @@ def _deployed_rows(cfg: RecipeConfig, ev: Evaluation, run_dir: Path, shipped: Sh
     decoding = DeployedDecoding(beams=shipped.num_beams, prompt=shipped.prompt)
     if pretrained_ct2 is not None:
         ev.deployed("deployed-before", ["nonspeech"], DeployedModel(pretrained_ct2, decoding.replace(prompt=None)))
-    quantization, choice = cfg.export.quantization, None
-    if quantization == "auto":
-        quantization, choice = _auto_quantization(cfg, ev, run_dir, decoding, headline)
     out = run_dir / CT2_DIR
+    quantization, choice, deployed = cfg.export.quantization, None, None
+    if quantization == "auto":  # exports int8 to `out` and keeps it loaded when int8 is chosen
+        quantization, choice, deployed = _auto_quantization(cfg, ev, run_dir, decoding, headline)
+    summary = {"format": "ct2", "out_dir": str(out), "quantization": quantization, "parity_checked": False}
     if cfg.export.format == "ct2":  # with the greedy WER parity check on test
         summary = export_ct2(run_dir / "model", out, quantization, manifest=cfg.data.test,
                              max_wer_gap=cfg.export.max_wer_gap, terms=ev.terms, language=cfg.model.language)
-    else:
+        deployed = None  # export_ct2 wrote `out` anew
+    elif deployed is None:
         export_for_eval(run_dir / "model", out, quantization)
-        summary = {"format": "ct2", "out_dir": str(out), "quantization": quantization, "parity_checked": False}
     if choice is not None:
         summary["quantization_choice"] = choice
-    deployed = DeployedModel(out, decoding)
+    deployed = deployed or DeployedModel(out, decoding)
     ev.deployed("deployed", ["test", "long", "nonspeech"], deployed)
     # Served, each clip of a long recording is decoded without timestamp tokens: this row shows
     # the timestamps the adapted model itself still places (train.timestamp_rate).
