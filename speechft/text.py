@@ -2,7 +2,9 @@
 
 Scoring uses Whisper's English normaliser on both sides (reference and hypothesis), so
 "flight level three five zero" and "FL 350" compare equal and punctuation or casing
-never counts as an error.
+never counts as an error. On top of it, letters spelled one by one are one word: "A.M.",
+"a m" and "AM", or "C.V.S." and "CVS", are written all these ways by people and by Whisper
+(the general set's "A.M." decoded as "AM" counted two errors).
 """
 
 from __future__ import annotations
@@ -30,12 +32,26 @@ def _whisper_normalizer():
 
 
 def normalize(text: str) -> str:
-    """Normalise for scoring: lower case, no punctuation, numbers as digits, US spelling."""
+    """Normalise for scoring: lower case, no punctuation, numbers as digits, US spelling,
+    spelled letters as one word."""
     # Compatibility forms first ("℠" -> "SM", "ﬁ" -> "fi"): the Whisper normaliser decomposes
     # them after lower-casing, which would leave capitals behind.
     text = unicodedata.normalize("NFKC", text or "")
     for pattern, repl in _SPOKEN_VARIANTS.items():
         text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
+    # Dotted or spaced letters are joined before punctuation is gone, so "A and E, q.d.s."
+    # keeps "E" and "qds" apart.
+    text = _SPELLED_WRITTEN.sub(lambda m: re.sub(r"[. ]", "", m.group(0)), text)
+    # A comma between words is a pause, and two numbers either side of it stay two numbers:
+    # Whisper's normaliser drops the comma first, so "eighty thousand, two point two" became
+    # "80002.2" (the hypothesis "80,000 2.2" then scored two errors). Clauses are normalised apart.
+    return join_spelled_letters(" ".join(filter(None, map(_normalize_clause, _CLAUSE_COMMA.split(text)))))
+
+
+_CLAUSE_COMMA = re.compile(r",(?!\d)|(?<!\d),")  # not the thousands comma of "80,000"
+
+
+def _normalize_clause(text: str) -> str:
     # Whisper's number normaliser is not idempotent ("o1" -> "0 one" -> "one"): apply it until the
     # text stops changing, so a reference and a hypothesis that normalise alike compare alike.
     for _ in range(4):
@@ -48,7 +64,21 @@ def normalize(text: str) -> str:
 
 def _normalize_once(text: str) -> str:
     # The Whisper normaliser keeps "." and "," inside numbers; a token of bare punctuation is no word.
-    return " ".join(w for w in _whisper_normalizer()(text).split() if any(c.isalnum() for c in w))
+    return join_spelled_letters(" ".join(w for w in _whisper_normalizer()(text).split() if any(c.isalnum() for c in w)))
+
+
+# Single letters joined by a dot or one space: "A.M.", "c v s", "q.d.s." (not "B. A new").
+_SPELLED_WRITTEN = re.compile(r"(?<![^\s(\[\"'])[A-Za-z](?:[. ][A-Za-z](?![^\s.)\]\"',;:!?]))+\.?(?![^\s)\]\"',;:!?])")
+_SPELLED = re.compile(r"(?<!\S)[a-z](?: [a-z])+(?!\S)")
+
+
+def join_spelled_letters(normalized: str) -> str:
+    """Two or more single letters in a row as one word: "c v s disease" -> "cvs disease".
+
+    Applied to reference and hypothesis alike, so only the spacing of spelled letters stops
+    counting; "i am" or "a cup" are untouched (one single letter is no run).
+    """
+    return _SPELLED.sub(lambda m: m.group(0).replace(" ", ""), normalized)
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,23 @@ def test_numbers_and_punctuation_normalise_alike():
     assert normalize("heading niner zero") == normalize("heading nine zero")
 
 
+def test_spelled_letters_compare_as_one_word_however_written():
+    # The general set's "A.M." decoded as "AM" counted two errors; "CVS" is written dotted,
+    # spaced or joined by people and by Whisper alike.
+    assert normalize("A.M.") == normalize("AM") == normalize("a m") == "am"
+    assert normalize("C.V.S. disease") == normalize("CVS disease") == normalize("c v s disease") == "cvs disease"
+    assert score(["refer to A and E, q.d.s."], ["refer to a and e qds"], ["u"]).wer == 0.0
+    assert normalize("I am here, a cup") == "i am here a cup"  # a single letter is no run
+    assert term_hits(normalize("check the INR"), normalize("check the I.N.R."), [normalize("INR")]) == (1, 1)
+
+
+def test_numbers_either_side_of_a_comma_stay_apart():
+    # Whisper's normaliser drops the comma first: "eighty thousand, two point two" was "80002.2".
+    assert normalize("adrenaline one in eighty thousand, two point two milliliters") == \
+        normalize("adrenaline 1 in 80,000 2.2 milliliters") == "adrenaline one in 80000 2.2 milliliters"
+    assert normalize("twenty, five") == "20 5" and normalize("1,500 units") == "1500 units"
+
+
 def test_term_matching_is_whole_word():
     assert count_term("atrial fibrillation and atrial fibrillation", "atrial fibrillation") == 2
     assert count_term("heparinized line", "heparin") == 0
