@@ -235,6 +235,7 @@ def cmd_lexicon_check(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import LONG_AUDIO, QUANTIZATIONS, DataConfig
+    from .domain.coverage import MIN_TRAIN_OCCURRENCES
 
     p = argparse.ArgumentParser(prog="speechft", description="Adapt pretrained speech recognisers to a domain's vocabulary.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -398,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recipes", default="recipes")
     s.add_argument("--seed", type=int, default=0, help="decides which documents go to test and dev")
     s.add_argument("--tables", choices=["rows", "skip"], default="rows", help="table rows: one sentence each, or skipped")
-    s.add_argument("--min-train", type=int, default=3, help="train occurrences per term; carrier sentences add the rest")
+    s.add_argument("--min-train", type=int, default=MIN_TRAIN_OCCURRENCES,
+                   help=f"train occurrences per term; carrier sentences add the rest (default {MIN_TRAIN_OCCURRENCES})")
     s.add_argument("--abbreviations", help="an extra abbreviations.tsv (ABBREVIATION<TAB>spoken words)")
     s.set_defaults(func=cmd_new)
 

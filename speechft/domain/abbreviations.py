@@ -41,6 +41,7 @@ UNITS: dict[str, str] = {
     "\u00b0C": "degree Celsius|degrees Celsius", "\u00b0F": "degree Fahrenheit|degrees Fahrenheit",
     "\u00b0": "degree|degrees", "%": "percent|percent", "Hz": "hertz|hertz", "kHz": "kilohertz|kilohertz",
     "MHz": "megahertz|megahertz", "mph": "mile per hour|miles per hour", "kcal": "kilocalorie|kilocalories",
+    "tsp": "teaspoon|teaspoons", "tbsp": "tablespoon|tablespoons",
 }
 # Units that are also common words or letters: expanded after a number or "/", never alone.
 UNITS_ONLY_AFTER_NUMBERS = {"g", "L", "U", "m", "s", "h", "hr", "min", "sec", "wk", "yr", "mol", "ug", "\u00b0"}
@@ -53,6 +54,11 @@ WORDS: dict[str, str] = {
     "SC": "subcutaneous", "SQ": "subcutaneous", "subcut": "subcutaneous", "SL": "sublingual",
     "BID": "twice a day", "b.i.d.": "twice a day", "TID": "three times a day", "t.i.d.": "three times a day",
     "QID": "four times a day", "q.i.d.": "four times a day", "QD": "once a day", "q.d.": "once a day",
+    # British prescribing writes b.d., t.d.s., q.d.s. (said "twice a day"; read aloud as letters,
+    # they gave references like "t d s" that no transcript writes)
+    "b.d.": "twice a day", "BD": "twice a day", "bd": "twice a day", "t.d.s.": "three times a day",
+    "TDS": "three times a day", "tds": "three times a day", "q.d.s.": "four times a day",
+    "QDS": "four times a day", "qds": "four times a day", "o.d.": "once a day", "nocte": "at night",
     "OD": "once a day", "QHS": "at bedtime", "qhs": "at bedtime", "q.h.s.": "at bedtime", "PRN": "as needed",
     "prn": "as needed", "p.r.n.": "as needed", "NPO": "nothing by mouth", "n.p.o.": "nothing by mouth",
     "tab": "tablet", "tabs": "tablets", "inj": "injection", "gtt": "drops", "neb": "nebulizer",

@@ -4,7 +4,7 @@
 are read by num2words; the passes run from the most specific pattern to the most general so
 that a date is not read as three numbers, nor "5-10 mg" as "five minus ten":
 
-  digits after radiotelephony words (FL350, squawk 4613) -> dates -> times -> q4h -> money ->
+  digits after radiotelephony words (FL350, squawk 4613) -> dates -> times -> ratios -> q4h -> money ->
   quantities with units (and ranges, "/kg") -> x2 / 2x -> fractions -> ranges -> ordinals ->
   years -> numbers -> abbreviations -> symbols -> tidy punctuation
 
@@ -128,6 +128,18 @@ def _times(text: str) -> str:
     ampm = r"(?:\s*(?P<ap>[apAP])\.?\s?[mM]\.?(?![\w]))"
     text = re.sub(rf"\b(?P<h>\d{{1,2}}):(?P<m>\d{{2}})(?!\d){ampm}?", clock, text)
     return re.sub(rf"\b(?P<h>\d{{1,2}})(?P<m>){ampm}", clock, text)
+
+
+def _ratios(text: str) -> str:
+    """"1:80,000" -> "one in eighty thousand" (a concentration), "1:1" -> "one to one"; runs
+    after `_times`, so what is left of "digits:digits" is no clock time."""
+    def ratio(m):
+        left, right = m.group(1), m.group(2)
+        if left == "1" and int(right.replace(",", "")) >= 1000:
+            return f"one in {say_number(right)}"
+        return f"{say_number(left)} to {say_number(right)}"
+
+    return re.sub(r"(?<![\w:.,])(\d+):(\d{1,3}(?:,\d{3})+|\d+)(?![\w:]|[.,]\d)", ratio, text)
 
 
 def _every_hours(text: str) -> str:
@@ -275,7 +287,7 @@ def to_spoken(text: str, table: AbbreviationTable) -> str:
         the spoken sentence (letters, spaces and . , ? ! ' - only), "" when nothing is left.
     """
     text = unicodedata.normalize("NFKC", text).replace("\u00b5", "\u03bc")
-    for step in (_radiotelephony, _dates, _times, _every_hours, _money, _negatives):
+    for step in (_radiotelephony, _dates, _times, _ratios, _every_hours, _money, _negatives):
         text = step(text)
     text = _quantities(text, table)
     for step in (_multipliers, _fractions, _ranges, _numbers):

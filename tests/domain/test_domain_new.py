@@ -18,6 +18,7 @@ from speechft.cli import main
 from speechft.config import load_config
 from speechft.domain import files, scaffold
 from speechft.domain.abbreviations import abbreviation_table
+from speechft.domain.coverage import MIN_TRAIN_OCCURRENCES
 from speechft.domain.spoken import unspoken
 from speechft.errors import SpeechftError
 from speechft.synth import Voice
@@ -100,18 +101,18 @@ def test_new_writes_a_valid_domain(inputs, capsys):
     for split in ("dev", "test"):
         assert _sentences(data / f"{split}.txt") == [r[5] for r in rows if r[0] == split]
 
-    # every term at least 3 times in train; carrier sentences only in train, below their comment line
+    # every term at least MIN_TRAIN_OCCURRENCES times in train; carrier sentences only in train, below their comment line
     train_lines = (data / "train.txt").read_text(encoding="utf-8").splitlines()
     comment = next(i for i, line in enumerate(train_lines) if line.startswith("#"))
     carriers = train_lines[comment + 1:]
     assert carriers and all("rivaroxaban" in c or any(t in c for t in TERMS) for c in carriers)
     train = [normalize(s) for s in _sentences(data / "train.txt")]
     for term in TERMS:
-        assert sum(count_term(s, normalize(term)) for s in train) >= 3, term
+        assert sum(count_term(s, normalize(term)) for s in train) >= MIN_TRAIN_OCCURRENCES, term
     held_out = _sentences(data / "dev.txt") + _sentences(data / "test.txt")
     assert not set(carriers) & set(held_out) and not any("rivaroxaban" in s for s in held_out)
     coverage = {r.split("\t")[0]: r.split("\t")[1:] for r in (data / "coverage.tsv").read_text().splitlines()}
-    assert coverage["term"] == ["train", "dev", "test", "templates"] and coverage["rivaroxaban"] == ["0", "0", "0", "3"]
+    assert coverage["term"] == ["train", "dev", "test", "templates"] and coverage["rivaroxaban"] == ["0", "0", "0", str(MIN_TRAIN_OCCURRENCES)]
 
     # no digit and no abbreviation reaches the text any split speaks
     table = abbreviation_table()

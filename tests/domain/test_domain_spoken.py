@@ -28,6 +28,12 @@ TABLE = abbreviation_table()
     ("Dr. Lee, e.g. w/ food & water (approx.)", "Doctor Lee, for example with food and water, approximately."),
     ("Vitamin B12 and COVID-19.", "Vitamin B twelve and COVID nineteen."),
     ("Dose in mg/kg, not mg.", "Dose in milligrams per kilogram, not milligrams."),
+    # ratios: a concentration "one in", others "to" (clock times stay times)
+    ("Lidocaine 2% + adrenaline 1:80,000, dilute 1:1 at 10:30.",
+     "Lidocaine two percent plus adrenaline one in eighty thousand, dilute one to one at ten thirty."),
+    # British prescribing
+    ("Ibuprofen 400 mg q.d.s., 1 tsp t.d.s., 10 ml BD nocte.",
+     "Ibuprofen four hundred milligrams four times a day, one teaspoon three times a day, ten milliliters twice a day at night."),
 ])
 def test_written_becomes_spoken(written, spoken):
     assert to_spoken(written, TABLE) == spoken
@@ -38,6 +44,7 @@ MESSY = [
     "Pt 72 y/o s/p CABG 2019, c/o CP w/ exertion, HR 52 bpm, K+ 3.1 mmol/L (ref 3.5-5.0)",
     "12/31/2024 23:59 -> 01.01.25 00:01; 3 tabs TID \u00d7 7 days = 21 tabs; #2 of 10",
     "FL 240, hdg 090, QNH 1013 hPa, 25 NM, 3000 ft, 121.5 MHz, 15 kts",
+    "Adrenaline 1:200,000; ratio 3:2; amoxicillin 500 mg TDS, paracetamol 1 g qds, 2 tbsp b.d.",
 ]
 
 
