@@ -20,3 +20,12 @@ def test_a_term_missed_in_one_utterance_of_several_counts_as_missed():
 
 def test_without_a_result_the_list_stays_as_given():
     assert missed_terms_first(TERMS, None) == TERMS
+
+
+def test_terms_the_pretrained_model_missed_come_after_the_adapted_models_misses():
+    refs = ["start apixaban and heparin", "warfarin twice", "digoxin level"]
+    adapted = score(refs, ["start apixaban and heparin", "war for in twice", "digoxin level"], ["a", "b", "c"], TERMS)
+    pretrained = score(refs, ["start a pixa ban and heparin", "war for in twice", "dig oxen level"], ["a", "b", "c"], TERMS)
+    # warfarin (adapted missed), then apixaban, digoxin (only the pretrained missed), then heparin
+    assert missed_terms_first(TERMS, adapted, pretrained) == ["warfarin", "apixaban", "digoxin", "heparin"]
+    assert missed_terms_first(TERMS, adapted) == ["warfarin", "apixaban", "heparin", "digoxin"]

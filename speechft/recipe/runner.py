@@ -55,8 +55,9 @@ def _prompt_baselines(adapter, terms: list[str] | None, cfg: RecipeConfig, ev: E
                       decode_dev) -> dict:
     """The adapter's prompt conditions (`zero_training_baselines`) with the terms in the order a
     prompt takes them: as listed when the prompt holds them all; otherwise those the model
-    (`condition`) misses on dev first, so the prompt's limited room goes to the terms it helps
-    (../prompt.py). `decode_dev()` decodes dev when that is needed. No terms: none."""
+    (`condition`) misses on dev first, then (for the adapted model) those the pretrained model
+    missed there, so the prompt's limited room goes to the terms it helps (../prompt.py).
+    `decode_dev()` decodes dev when that is needed. No terms: none."""
     if not terms:
         return {}
     baselines = adapter.zero_training_baselines(terms, cfg.eval)
@@ -65,10 +66,12 @@ def _prompt_baselines(adapter, terms: list[str] | None, cfg: RecipeConfig, ev: E
         return baselines
     if ("dev", condition) not in ev.full:
         decode_dev()
-    baselines = adapter.zero_training_baselines(missed_terms_first(terms, ev.full[("dev", condition)]), cfg.eval)
+    pretrained = ev.full.get(("dev", "before")) if condition != "before" else None
+    baselines = adapter.zero_training_baselines(missed_terms_first(terms, ev.full[("dev", condition)], pretrained), cfg.eval)
     held = normalize(baselines["prompted"].prompt)
-    log.info("the terms prompt holds %d of %d terms; those %s misses on dev go first",
-             sum(1 for t in terms if count_term(held, normalize(t))), len(terms), condition)
+    log.info("the terms prompt holds %d of %d terms; those %s misses on dev go first%s",
+             sum(1 for t in terms if count_term(held, normalize(t))), len(terms), condition,
+             ", then those before missed" if pretrained is not None else "")
     return baselines
 
 
