@@ -197,7 +197,7 @@ def new_domain(domain: str, terms_file: str | Path, texts: list[str | Path], man
         reasons = ", ".join(f"{k}: {v}" for k, v in dropped.items())
         raise SpeechftError(f"no usable sentence in {', '.join(map(str, texts))} ({reasons}). Fix: give documents "
                             "with running text, sentences of at least a few words")
-    splits = split_by_document(kept, seed)
+    splits = split_by_document(kept, seed, terms=terms)
     texts_by_split = {s: [x.text for x in splits[s]] for s in SPLITS} | ({"real": [u.text for u in real]} if real else {})
     coverage = count_terms(terms, texts_by_split)
     carriers, problems = add_carriers(coverage, lambda s: _speak(s, table, Counter()), min_train, seed)

@@ -4,6 +4,12 @@ Splitting by document, not by sentence, keeps test honest: sentences of one docu
 names, numbers and phrasing, so a test sentence whose neighbours were trained on measures
 memory more than adaptation. Test and dev documents are drawn at random (seeded) until they
 hold about TEST_SHARE and DEV_SHARE of the sentences; the largest document always trains.
+
+Given the domain's terms, the draw is repeated (DRAWS times, seeded) and the one whose test and
+dev documents use the most distinct terms is kept: dev chooses the shipped decoding and test
+measures term recall, and a dev document without terms chooses on words the recipe is not for
+(a held-out dental domain's random draw gave dev one document with 4 of its 30 terms, while
+another held 8). Train keeps its share of sentences, and carrier sentences top up its terms.
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..errors import SpeechftError
-from ..text import normalize
+from ..text import count_term, normalize
 from .documents import MIN_DOCUMENTS
 
 MIN_WORDS = 4  # shorter lines are mostly labels ("Plan.", "Drug, dose.") rather than speech
 MAX_WORDS = 50  # about 20 s of TTS speech: well inside Whisper's 30-s window
 TEST_SHARE = 0.2
 DEV_SHARE = 0.1
+DRAWS = 64  # random document draws compared when terms are given
+MIN_TRAIN_SHARE = 0.5  # of the sentences, in every draw that may be chosen for its terms
 SPLITS = ("train", "dev", "test")
 
 
@@ -65,9 +73,13 @@ def clean(sentences: list[SpokenSentence], min_words: int = MIN_WORDS, max_words
 
 
 def split_by_document(sentences: list[SpokenSentence], seed: int = 0, test_share: float = TEST_SHARE,
-                      dev_share: float = DEV_SHARE) -> dict[str, list[SpokenSentence]]:
+                      dev_share: float = DEV_SHARE, terms: list[str] | None = None) -> dict[str, list[SpokenSentence]]:
     """Assign whole documents to test, dev and train (deterministic for a seed).
 
+    Args:
+        terms: the domain's terms; when given, of DRAWS seeded draws that leave train at least
+            MIN_TRAIN_SHARE of the sentences, the one whose test and dev documents hold the most
+            distinct terms (the first such draw on a tie).
     Returns:
         {"train": [...], "dev": [...], "test": [...]}, sentences in reading order, each split
         from documents no other split has.
@@ -81,7 +93,31 @@ def split_by_document(sentences: list[SpokenSentence], seed: int = 0, test_share
             f"the text has {len(docs)} document(s) with usable sentences; train, dev and test need {MIN_DOCUMENTS} "
             "(test must come from documents train never saw). Fix: give more files, or separate documents in one "
             "file with '# ' headings or blank lines")
-    random.Random(seed).shuffle(docs)
+    rng = random.Random(seed)
+    draws = []
+    for _ in range(DRAWS if terms else 1):
+        order = list(docs)
+        rng.shuffle(order)
+        draws.append(_assign(order, sizes, test_share, dev_share))
+    assigned = draws[0]
+    if terms:
+        used = _terms_by_document(sentences, terms)
+        total = sum(sizes.values())
+
+        def held_out_terms(draw: dict[str, str]) -> int:
+            return sum(len(set().union(*(used[d] for d, split in draw.items() if split == name))) for name in ("test", "dev"))
+
+        # Only draws that leave train at least MIN_TRAIN_SHARE of the sentences: terms in dev and
+        # test are worth little if training loses the documents that use them.
+        fair = [d for d in draws if sum(sizes[doc] for doc, split in d.items() if split == "train") >= MIN_TRAIN_SHARE * total]
+        if fair:
+            assigned = max(fair, key=held_out_terms)  # max keeps the first of equals
+    return {split: [s for s in sentences if assigned[s.document] == split] for split in SPLITS}
+
+
+def _assign(docs: list[str], sizes: Counter, test_share: float, dev_share: float) -> dict[str, str]:
+    """Document -> split for one drawn order: test, then dev, take documents in that order until
+    they hold their share of the sentences; the largest document and the rest train."""
     largest = max(docs, key=lambda d: (sizes[d], -docs.index(d)))
     rest = [d for d in docs if d != largest]
     total = sum(sizes.values())
@@ -93,4 +129,14 @@ def split_by_document(sentences: list[SpokenSentence], seed: int = 0, test_share
             assigned[doc] = split
             count += sizes[doc]
     assigned.update({d: "train" for d in rest})
-    return {split: [s for s in sentences if assigned[s.document] == split] for split in SPLITS}
+    return assigned
+
+
+def _terms_by_document(sentences: list[SpokenSentence], terms: list[str]) -> dict[str, set[str]]:
+    """The terms each document uses (matched as scoring matches them)."""
+    keys = [(t, normalize(t)) for t in terms]
+    used: dict[str, set[str]] = {}
+    for s in sentences:
+        text = normalize(s.text)
+        used.setdefault(s.document, set()).update(t for t, key in keys if count_term(text, key))
+    return used

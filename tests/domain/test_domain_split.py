@@ -43,6 +43,19 @@ def test_splits_take_whole_documents_and_the_largest_trains():
     assert any(split_by_document(sents, seed=k)["test"] != splits["test"] for k in range(1, 6))
 
 
+def test_with_terms_dev_and_test_take_the_documents_that_use_them():
+    # Eight small documents, two of which use the terms; the largest trains whatever happens.
+    sents = _corpus([5, 30, 4, 6, 5, 7, 3, 8])
+    sents += [_s("Start apixaban before the procedure.", "doc3"), _s("Heparin was stopped last night.", "doc6")]
+    terms = ["apixaban", "heparin"]
+    plain = split_by_document(sents, seed=0)
+    chosen = split_by_document(sents, seed=0, terms=terms)
+    held_out = {s.document for name in ("dev", "test") for s in chosen[name]}
+    assert {"doc3", "doc6"} <= held_out and not {"doc3", "doc6"} <= {s.document for n in ("dev", "test") for s in plain[n]}
+    assert len(chosen["train"]) >= 0.5 * len(sents) and "doc1" in {s.document for s in chosen["train"]}
+    assert split_by_document(sents, seed=0, terms=terms) == chosen  # deterministic
+
+
 def test_three_documents_give_one_to_each_split():
     splits = split_by_document(_corpus([3, 3, 9]), seed=3)
     assert [len({s.document for s in splits[n]}) for n in ("train", "dev", "test")] == [1, 1, 1]
