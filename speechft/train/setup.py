@@ -3,6 +3,7 @@ rate schedule, the fp16 loss scaler and the number of steps."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass
@@ -93,6 +94,27 @@ def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     if precision == "bf16" or torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
+
+
+@contextlib.contextmanager
+def deterministic_kernels(device: torch.device):
+    """On the CPU, torch's deterministic kernels while training, so a recipe trains to the same
+    bits every time. Otherwise the gradient of an indexed lookup (the decoder's position
+    embeddings) is summed in a thread-dependent order: two medical runs' weights differed by up to
+    1e-4, which left the HF rows alone but moved the int8 export's (test 6.35% vs 6.02% in runs
+    090206 and 103717; non-speech clips with words 1 vs 0 in runs 125028 and 120502). The
+    deterministic sum sorts the indices first; for a batch's position embeddings it took 0.7 ms
+    against 3 ms (a step takes about 1 s). GPUs keep their fast kernels (several have no
+    deterministic form there)."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 @dataclass

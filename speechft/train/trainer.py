@@ -24,7 +24,7 @@ from .checkpoint import Checkpoints, LoopState
 from .epoch import EpochContext, epoch_batches, run_epoch
 from .interpolate import interpolate, interpolated_names
 from .selection import end_of_epoch, restore_best
-from .setup import amp_dtype, build_setup, param_groups
+from .setup import amp_dtype, build_setup, deterministic_kernels, param_groups
 from .stages import FreezeSchedule
 from .targets import TargetPolicy
 
@@ -155,12 +155,13 @@ class Trainer:
         bar = tqdm(total=setup.total_steps, initial=st.step, desc="train", unit="step", disable=not self.dist.is_main)
         ctx = EpochContext(model, self.batch_loss, setup, self.schedule, tc, self.dist, checkpoints, bar,
                            lambda step, loss, lr: self.tracker.log({"train/loss": loss, "train/lr": lr}, step))
-        while st.step < setup.total_steps and st.epoch < tc.epochs and not st.stopped_early:
-            batches = epoch_batches(st, train, rng, tc.batch_size, self.adapter.length_sort_pool)
-            self._epoch = st.epoch
-            plan = run_epoch(ctx, st, batches, plan)
-            self._end_of_epoch(st, dev, plan.frozen_units, setup.trainable)
-            checkpoints.save(st)
+        with deterministic_kernels(self.device):
+            while st.step < setup.total_steps and st.epoch < tc.epochs and not st.stopped_early:
+                batches = epoch_batches(st, train, rng, tc.batch_size, self.adapter.length_sort_pool)
+                self._epoch = st.epoch
+                plan = run_epoch(ctx, st, batches, plan)
+                self._end_of_epoch(st, dev, plan.frozen_units, setup.trainable)
+                checkpoints.save(st)
         bar.close()
         restore_best(st, setup.trainable)
         if start_weights is not None:

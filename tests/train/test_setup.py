@@ -1,10 +1,11 @@
 """Training set-up: parameter groups, step counts and the learning-rate schedule."""
 
 import pytest
+import torch
 
 from speechft.config import TrainConfig
 from speechft.train import FreezeSchedule
-from speechft.train.setup import build_setup, param_groups, step_counts, warmup_linear_decay
+from speechft.train.setup import build_setup, deterministic_kernels, param_groups, step_counts, warmup_linear_decay
 
 
 @pytest.mark.parametrize("policy", ["lower:1", "gradual", "encoder"])
@@ -56,3 +57,26 @@ def test_lr_decay_gives_each_encoder_block_below_the_decoder_a_smaller_rate(tiny
     assert encoder_depth("base_model.model.model.encoder.layers.1.self_attn.q_proj.lora_A.default.weight", 2) == 1  # peft names
     one = param_groups(adapter.model, set(names), tiny_cfg("train.lr=1e-3").train)
     assert len(one) == 1 and one[0].lr == 1e-3  # lr_decay 1: one group, as before
+
+
+def test_deterministic_kernels_make_position_embedding_gradients_repeat_to_the_bit_on_cpu():
+    # The decoder's position embeddings are an indexed lookup: each position is summed over the
+    # batch, in a thread-dependent order unless torch's deterministic kernels are on.
+    torch.manual_seed(0)
+    weight = torch.randn(448, 64, requires_grad=True)
+    positions = torch.arange(300).repeat(8, 1)
+    upstream = torch.randn(8, 300, 64)
+
+    def gradient():
+        weight.grad = None
+        (weight[positions] * upstream).sum().backward()
+        return weight.grad.clone()
+
+    flag = torch.are_deterministic_algorithms_enabled()
+    with deterministic_kernels(torch.device("cpu")):
+        assert torch.are_deterministic_algorithms_enabled()
+        first = gradient()
+        assert all(torch.equal(first, gradient()) for _ in range(10))
+    assert torch.are_deterministic_algorithms_enabled() == flag  # restored on the way out
+    with deterministic_kernels(torch.device("meta")):  # not a CPU: left as it was
+        assert torch.are_deterministic_algorithms_enabled() == flag
