@@ -19,7 +19,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..errors import SpeechftError
-from ..text import count_term, normalize
+from ..text import normalize
+from .coverage import count_terms
 from .documents import MIN_DOCUMENTS
 
 MIN_WORDS = 4  # shorter lines are mostly labels ("Plan.", "Drug, dose.") rather than speech
@@ -133,10 +134,9 @@ def _assign(docs: list[str], sizes: Counter, test_share: float, dev_share: float
 
 
 def _terms_by_document(sentences: list[SpokenSentence], terms: list[str]) -> dict[str, set[str]]:
-    """The terms each document uses (matched as scoring matches them)."""
-    keys = [(t, normalize(t)) for t in terms]
-    used: dict[str, set[str]] = {}
+    """The terms each document uses (counted as the coverage report counts them)."""
+    texts: dict[str, list[str]] = {}
     for s in sentences:
-        text = normalize(s.text)
-        used.setdefault(s.document, set()).update(t for t, key in keys if count_term(text, key))
-    return used
+        texts.setdefault(s.document, []).append(s.text)
+    coverage = count_terms(terms, texts)
+    return {doc: {c.term for c in coverage if c.counts[doc]} for doc in texts}
