@@ -96,10 +96,10 @@ def prepare_targets(targets: list[str]) -> list[str]:
 
 
 def cmd_prepare(args) -> int:
-    from .prepare import prepare
+    from .prepare import prepare_many
 
-    for target in prepare_targets(args.targets):
-        paths = prepare(target, sources=args.sources, data_root=args.data_root, jobs=args.jobs)
+    for target, paths in prepare_many(prepare_targets(args.targets), sources=args.sources, data_root=args.data_root,
+                                      jobs=args.jobs).items():
         for split, path in paths.items():
             print(f"{target} {split}: {path}")
     return 0

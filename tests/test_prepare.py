@@ -173,3 +173,27 @@ def test_the_lexicon_respells_what_the_voices_say_and_the_transcript_keeps_the_t
     assert "The patient takes uh pix uh ban." in said and not any("apixaban" in t.lower() for t in said)
     assert read_manifest(paths["train"])[0].text == "The patient takes apixaban."
     assert "Start metoprolol now." in said  # sentences without a lexicon term are spoken as written
+
+
+def test_several_domains_prepare_at_once_as_they_would_one_by_one(domain):
+    """prepare_many runs the targets side by side: the same files, results in the given order,
+    and a broken target fails the call only after the others are written."""
+    src = domain / "sources"
+    shutil.copytree(src / "tiny", src / "tiny2")
+    (src / "tiny2" / "test.txt").write_text("Hold the heparin.\n")
+    alone = {t: prep.prepare(t, sources=src, data_root=domain / "alone", jobs=1) for t in ("tiny", "tiny2")}
+    together = prep.prepare_many(["tiny2", "tiny"], sources=src, data_root=domain / "together", jobs=1)
+    assert list(together) == ["tiny2", "tiny"]
+    for t, paths in alone.items():
+        assert list(together[t]) == list(paths)
+        for split, path in paths.items():
+            ours = read_manifest(together[t][split])
+            assert [(u.text, u.speaker, u.duration) for u in ours] == [(u.text, u.speaker, u.duration) for u in read_manifest(path)]
+            assert [sf.read(u.audio_filepath)[0].tolist() for u in ours] == [sf.read(u.audio_filepath)[0].tolist() for u in read_manifest(path)]
+
+    (src / "broken").mkdir()
+    (src / "broken" / "voices.yaml").write_text(PLAN.replace("reverb: true", "reverbb: true"))
+    shutil.rmtree(domain / "together")
+    with pytest.raises(SpeechftError, match="unknown key"):
+        prep.prepare_many(["broken", "tiny"], sources=src, data_root=domain / "together", jobs=1)
+    assert (domain / "together" / "tiny" / "test.jsonl").is_file()  # the other target still finished

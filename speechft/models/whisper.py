@@ -25,6 +25,9 @@ MAX_PROMPT_TOKENS = 223
 # Up to this many decoder tokens, cross-attention is cheaper reassociated (see
 # _reassociated_cross_attention); measured break-even on tiny.en: ~70 tokens (benchmarks/README.md).
 REASSOCIATE_MAX_TOKENS = 48
+# A batch whose examples differ this much in length is decoded in two groups (length_groups):
+# half the medical examples carry a ~220-token prompt, the others ~100 tokens of text.
+LENGTH_GROUP_MIN_SAVING = 0.2
 FEATURE_PADDINGS = ("logmel", "waveform")  # see WhisperAdapter.features
 TIME_PRECISION = 0.02  # s per Whisper timestamp token
 N_TIMESTAMP_STEPS = 1500  # <|0.00|> .. <|30.00|>
@@ -63,6 +66,21 @@ def _reassociated_cross_attention(model):
     finally:
         for m in modules:
             del m.forward  # back to the class's forward
+
+
+def length_groups(lengths: list[int], min_saving: float = LENGTH_GROUP_MIN_SAVING) -> list[list[int]]:
+    """Batch indices in one group, or in two (shorter, longer) when padding each to its own
+    longest saves at least `min_saving` of the decoder positions of padding all to the longest."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    longest, n = lengths[order[-1]] if order else 0, len(order)
+    best_cut, best_cost = 0, n * longest
+    for cut in range(1, n):
+        cost = cut * lengths[order[cut - 1]] + (n - cut) * longest
+        if cost < best_cost:
+            best_cut, best_cost = cut, cost
+    if best_cut == 0 or best_cost > (1 - min_saving) * n * longest:
+        return [list(range(n))]
+    return [sorted(order[:best_cut]), sorted(order[best_cut:])]
 
 
 class WhisperAdapter:
@@ -313,8 +331,21 @@ class WhisperAdapter:
     def loss(self, hidden: torch.Tensor, k: int, targets: list) -> tuple[torch.Tensor, int]:
         """Mean token cross-entropy from the output of the lowest k units; returns (loss, n_tokens).
 
-        `targets`: TrainTarget objects or plain transcripts (see make_targets)."""
+        `targets`: TrainTarget objects or plain transcripts (see make_targets). Examples of very
+        different lengths (a 223-token prompt next to a short target) go through the decoder in
+        two groups, each padded to its own longest (`length_groups`): the same loss, without
+        computing the short examples' padding."""
         enc = self.encode_rest(hidden, k)
+        targets = [t if isinstance(t, TrainTarget) else TrainTarget(t) for t in targets]
+        lengths = [sum(map(len, self.example_ids(t))) for t in targets]
+        total, n_tokens = enc.new_zeros(()), 0
+        for group in length_groups(lengths):
+            summed, n = self._summed_loss(enc[group] if len(group) < len(targets) else enc, [targets[i] for i in group])
+            total, n_tokens = total + summed, n_tokens + n
+        return total / max(n_tokens, 1), n_tokens
+
+    def _summed_loss(self, enc: torch.Tensor, targets: list[TrainTarget]) -> tuple[torch.Tensor, int]:
+        """Summed token cross-entropy of one group of examples and its token count."""
         inputs, labels = self.make_targets(targets)
         device = enc.device
         short = inputs.shape[1] <= REASSOCIATE_MAX_TOKENS
@@ -323,11 +354,10 @@ class WhisperAdapter:
             decoded = self.model.model.decoder(input_ids=inputs.to(device), encoder_hidden_states=enc, use_cache=False)
         labels = labels.to(device)
         learned = labels != IGNORE_INDEX
-        n_tokens = int(learned.sum())
         # The output layer only where there is something to learn: prompt and padding positions
         # would cost a [tokens x 51864] logit matrix each (a 200-token prompt: most of a step's memory).
         logits = self.model.proj_out(decoded.last_hidden_state[learned]).float()
-        return F.cross_entropy(logits, labels[learned]), n_tokens
+        return F.cross_entropy(logits, labels[learned], reduction="sum"), int(learned.sum())
 
     # ---- decoding ---------------------------------------------------------------------------------
     def prompt_ids(self, prompt: str) -> torch.Tensor:

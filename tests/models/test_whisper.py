@@ -104,3 +104,28 @@ def test_fit_prompt_keeps_whole_terms_in_order_within_the_prompt_budget(adapter)
 def test_a_term_too_long_for_the_prompt_is_skipped_and_shorter_ones_still_fit(adapter):
     huge = " ".join(f"word{i}" for i in range(400))
     assert adapter.fit_prompt(["heparin", huge, "warfarin"]) == "heparin warfarin"
+
+
+def test_length_groups_split_only_when_it_saves_padding():
+    from speechft.models.whisper import length_groups
+
+    assert length_groups([300, 100, 310, 90]) == [[1, 3], [0, 2]]  # prompted vs not: 1240 -> 820 positions
+    assert length_groups([100, 95, 110, 105]) == [[0, 1, 2, 3]]  # similar lengths: one group
+    assert length_groups([50]) == [[0]] and length_groups([]) == [[]]
+
+
+def test_a_batch_decoded_in_length_groups_has_the_loss_of_one_padded_batch(adapter):
+    """A long prompt next to short targets: the decoder runs twice, the loss is unchanged."""
+    from speechft.models.base import TrainTarget
+    from speechft.models.whisper import length_groups
+
+    torch.manual_seed(0)
+    enc = torch.randn(3, 1500, adapter.model.config.d_model)
+    long_prompt = ", ".join(f"term{i}" for i in range(60))
+    targets = [TrainTarget("stop"), TrainTarget("give atorvastatin daily", prompt=long_prompt), TrainTarget("hold it")]
+    assert len(length_groups([sum(map(len, adapter.example_ids(t))) for t in targets])) == 2
+    loss, n = adapter.loss(enc, adapter.n_layers + 1, targets)
+    inputs, labels = adapter.make_targets(targets)
+    logits = adapter.model(encoder_outputs=BaseModelOutput(last_hidden_state=enc), decoder_input_ids=inputs, use_cache=False).logits
+    full = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+    assert n == int((labels != IGNORE_INDEX).sum()) and torch.allclose(loss, full, rtol=1e-5, atol=1e-6)
