@@ -94,8 +94,15 @@ class ModelConfig:
     # log-mel as faster-whisper (the deployed engine) does, "waveform" pads the waveform to 30 s
     # as transformers does. One choice throughout, so the report measures what is deployed.
     feature_padding: str = "waveform"
+    # Precision of the frozen encoder's forward pass (the cached part): auto = bf16 on a CPU with
+    # native bf16 (1.6x faster), fp32 elsewhere (precision.py). Recorded in the model folder.
+    encoder_precision: str = "auto"
 
     def __post_init__(self):
+        from .precision import PRECISIONS
+
+        if self.encoder_precision not in PRECISIONS:
+            raise SpeechftError(f"model.encoder_precision={self.encoder_precision!r}: use {', '.join(PRECISIONS)}")
         if self.family not in ("auto", "whisper", "ctc", "wav2vec2"):
             raise SpeechftError(f"model.family={self.family!r}: use auto, whisper or ctc")
         if self.feature_padding not in ("logmel", "waveform"):
@@ -175,7 +182,7 @@ class TrainConfig:
     seed: int = 1234
     early_stopping_patience: int = 2  # epochs without dev improvement
     select_by: str = "wer"  # dev metric that picks the best checkpoint: wer | loss
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast on GPU only; CPU trains in fp32)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; auto: bf16 where the GPU or CPU has it natively)
     gradient_checkpointing: bool = False  # GPU only: trade compute for memory on large models
     cache: bool = True  # frozen-prefix activation cache
     threads: int = 0  # torch threads; 0 = all cores

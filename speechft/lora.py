@@ -150,7 +150,8 @@ def attach_lora(adapter, cfg: RecipeConfig):
         torch.manual_seed(cfg.train.seed)
         peft_model = get_peft_model(model, peft_cfg)
     out = LoraWhisperAdapter(peft_model.base_model.model, adapter.processor, language=cfg.model.language, task=cfg.model.task,
-                             numbers_as_digits=cfg.model.numbers_as_digits, feature_padding=cfg.model.feature_padding)
+                             numbers_as_digits=cfg.model.numbers_as_digits, feature_padding=cfg.model.feature_padding,
+                             encoder_precision=adapter.encoder_precision)
     out.peft_model = peft_model
     log.info("LoRA: rank %d, alpha %g, dropout %g on %d modules (%s)", cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout,
              len(targets), ", ".join(cfg.lora.target_modules))

@@ -118,13 +118,15 @@ def render_markdown(report: dict) -> str:
         "",
         f"- model: `{report['model']}` ({report['family']})",
         f"- freeze policy: `{report['freeze']}`; trainable parameters {report['trainable_params']:,} of {report['total_params']:,}",
-        f"- training: {t['steps']} steps, {t['epochs']} epochs, {t['seconds']:.0f} s (best epoch {t.get('best_epoch')})",
+        f"- training: {t['steps']} steps, {t['epochs']} epochs, {t['seconds']:.0f} s (best epoch {t.get('best_epoch')})"
+        + (f", {t['precision']} autocast" if t.get("precision", "fp32") != "fp32" else ""),
     ]
     shipped = report.get("shipped") or {}
     if shipped:
         prompt = "the terms prompt" if shipped.get("prompt") else "no prompt"
         parts.append(f"- shipped decoding: `{report.get('headline', 'after')}`: {shipped.get('num_beams')} beam(s), {prompt}; "
-                     f"{shipped.get('note', '')}")
+                     f"{shipped.get('note', '')}"
+                     + (f"; frozen encoder in {shipped['encoder_precision']}" if shipped.get("encoder_precision", "fp32") != "fp32" else ""))
     if report.get("voices"):
         parts.append("- speakers per split: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in report["voices"].items()))
     if report.get("skipped", {}).get("count"):

@@ -77,7 +77,12 @@ def test_the_front_end_is_part_of_the_cache_key(tiny_whisper_dir):
     from speechft.config import ModelConfig
     from speechft.models.adapters import load_adapter
 
-    waveform = load_adapter(str(tiny_whisper_dir), ModelConfig(name=str(tiny_whisper_dir), feature_padding="waveform"))
-    logmel = load_adapter(str(tiny_whisper_dir), ModelConfig(name=str(tiny_whisper_dir), feature_padding="logmel"))
+    def adapter(padding, precision="fp32"):
+        return load_adapter(str(tiny_whisper_dir), ModelConfig(name=str(tiny_whisper_dir), feature_padding=padding,
+                                                               encoder_precision=precision))
+
+    waveform, logmel = adapter("waveform"), adapter("logmel")
     assert model_fingerprint(waveform, 1) != model_fingerprint(logmel, 1)
     assert waveform.feature_settings() == waveform.processor.feature_extractor.to_dict()
+    # The frozen encoder's precision too: bf16 entries are other numbers.
+    assert model_fingerprint(adapter("logmel", "bf16"), 1) != model_fingerprint(logmel, 1)

@@ -15,10 +15,12 @@ def adapter_for(loaded, model_cfg: ModelConfig) -> ModelAdapter:
     if family != loaded.family:
         raise SpeechftError(f"model.family={model_cfg.family} but {loaded.source} is a {loaded.family} model. Fix: set model.family=auto")
     if family == "whisper":
+        from ..precision import resolve_precision
         from .whisper import WhisperAdapter
 
         return WhisperAdapter(loaded.model, loaded.processor, language=model_cfg.language, task=model_cfg.task,
-                              numbers_as_digits=model_cfg.numbers_as_digits, feature_padding=model_cfg.feature_padding)
+                              numbers_as_digits=model_cfg.numbers_as_digits, feature_padding=model_cfg.feature_padding,
+                              encoder_precision=resolve_precision(model_cfg.encoder_precision))
     from .ctc import CTCAdapter
 
     return CTCAdapter(loaded.model, loaded.processor)
@@ -26,13 +28,14 @@ def adapter_for(loaded, model_cfg: ModelConfig) -> ModelAdapter:
 
 def folder_model_config(name: str | None = None, language: str | None = None) -> ModelConfig:
     """ModelConfig for decoding `name` as it ships: a trained model folder decodes with the
-    front end its report measured (models/shipped.py); anything else gets the defaults."""
+    front end and encoder precision its report measured (models/shipped.py); anything else gets the defaults."""
     from .shipped import read_shipped
 
     model_cfg = ModelConfig(name=name, language=language) if name else ModelConfig(language=language)
     shipped = read_shipped(name) if name and Path(name).is_dir() else None
     if shipped is not None:
         model_cfg.feature_padding = shipped.feature_padding
+        model_cfg.encoder_precision = shipped.encoder_precision
     return model_cfg
 
 

@@ -19,12 +19,13 @@ SHIPPED_FILE = "speechft_decoding.json"
 
 @dataclass(frozen=True)
 class ShippedDecoding:
-    """Beam width, prompt and front end of the headline row; `note` says where they were chosen."""
+    """Beam width, prompt, front end and encoder precision of the headline row; `note` says where they were chosen."""
 
     num_beams: int = 1
     prompt: str | None = None
     note: str = ""
     feature_padding: str = "waveform"  # the front end it was trained and measured with (models/whisper.py)
+    encoder_precision: str = "fp32"  # the frozen encoder's precision it was trained and measured with (precision.py)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -41,7 +42,7 @@ def read_shipped(model_dir: str | Path) -> ShippedDecoding | None:
         return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return ShippedDecoding(**{k: raw[k] for k in ("num_beams", "prompt", "note", "feature_padding") if k in raw})
+        return ShippedDecoding(**{k: raw[k] for k in ("num_beams", "prompt", "note", "feature_padding", "encoder_precision") if k in raw})
     except (ValueError, TypeError) as e:
         raise SpeechftError(f"{path} is not a valid shipped-decoding file ({e}). Fix: delete it, or re-run the recipe") from e
 

@@ -14,6 +14,7 @@ from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
 from ..audio import SAMPLE_RATE, WHISPER_MAX_SECONDS
 from ..errors import SpeechftError
+from ..precision import autocast_to
 from ..text import written_form
 from .base import PROMPT_TERM_SEPARATOR, DecodeOptions, TrainTarget, join_terms, refuse_options
 
@@ -99,10 +100,13 @@ class WhisperAdapter:
     length_sort_pool = 1
 
     def __init__(self, model, processor, language: str | None = "en", task: str = "transcribe", numbers_as_digits: bool = True,
-                 feature_padding: str = "waveform"):
+                 feature_padding: str = "waveform", encoder_precision: str = "fp32"):
         if feature_padding not in FEATURE_PADDINGS:
             raise SpeechftError(f"feature_padding={feature_padding!r}: use one of {', '.join(FEATURE_PADDINGS)}")
+        if encoder_precision not in ("fp32", "bf16"):
+            raise SpeechftError(f"encoder_precision={encoder_precision!r}: use fp32 or bf16")
         self.model = model
+        self.encoder_precision = encoder_precision  # of the frozen prefix (`prefix`): precision.py
         self.numbers_as_digits = numbers_as_digits
         self.feature_padding = feature_padding
         self.processor = processor
@@ -219,13 +223,19 @@ class WhisperAdapter:
     def feature_settings(self) -> dict:
         """What determines the features besides the audio (the activation cache's key hashes it)."""
         settings = self.processor.feature_extractor.to_dict()
-        # Only the non-default front end adds a key, so caches made before it existed stay valid.
-        return settings if self.feature_padding == "waveform" else {**settings, "padding": self.feature_padding}
+        # Only non-default settings add a key, so caches made before they existed stay valid.
+        if self.feature_padding != "waveform":
+            settings = {**settings, "padding": self.feature_padding}
+        if self.encoder_precision != "fp32":
+            settings = {**settings, "encoder_precision": self.encoder_precision}
+        return settings
 
     @torch.no_grad()
     def prefix(self, features: torch.Tensor, k: int) -> torch.Tensor:
-        """Output of the lowest k encoder units (k=0: the features themselves)."""
-        return self._run_units(features, 0, k)
+        """Output of the lowest k encoder units (k=0: the features themselves), computed in
+        `encoder_precision`, returned in float32."""
+        with autocast_to(self.encoder_precision, self.model.device):
+            return self._run_units(features, 0, k).float()
 
     def prefix_batch(self, audios: list, k: int) -> list[torch.Tensor]:
         """Per-utterance prefix outputs (what the activation cache stores)."""
@@ -255,7 +265,8 @@ class WhisperAdapter:
         return x
 
     def encode(self, audios: list) -> torch.Tensor:
-        return self.encode_rest(self.prefix(self.features(audios), 1), 1)
+        """Encoder output of 16 kHz waveforms, all of it computed as the frozen prefix is."""
+        return self.prefix(self.features(audios), self.n_layers + 1)
 
     @torch.no_grad()
     def transcribe_audio(self, audios: list, options: DecodeOptions = DecodeOptions()) -> list[str]:

@@ -22,6 +22,7 @@ from ..prompt import missed_terms_first
 from ..report import Report, change_lines, model_card, results_table, write_report
 from ..text import count_term, normalize, read_terms
 from ..trackers import Tracker, open_tracker
+from ..train.setup import amp_dtype, precision_name
 from .data import load_sets, training_utterances, voices_of
 from .evaluation import Evaluation, long_recordings
 from .runs import INCOMPLETE_MARKER, StageTimer, choose_run_dir, peak_rss_mb, point_latest, prepare_in_subprocess, setup_logging
@@ -36,19 +37,22 @@ def _choose_shipped(cfg: RecipeConfig, ev: Evaluation, adapter, cache, decode, p
     eval.ship_prompt "auto" decodes dev both ways and keeps the lower WER (a tie keeps no
     prompt); "always" / "never" decide without looking.
     """
-    beams, padding = decode.num_beams, cfg.model.feature_padding
+    def shipped(prompt_kept: str | None, note: str) -> ShippedDecoding:
+        return ShippedDecoding(decode.num_beams, prompt_kept, note, cfg.model.feature_padding,
+                               getattr(adapter, "encoder_precision", "fp32"))
+
     if not prompt or cfg.eval.ship_prompt == "never":
-        return "after", ShippedDecoding(beams, None, "no prompt (eval.ship_prompt: never, or no terms)", padding)
+        return "after", shipped(None, "no prompt (eval.ship_prompt: never, or no terms)")
     if cfg.eval.ship_prompt == "always":
-        return "after+prompted", ShippedDecoding(beams, prompt, "terms prompt (eval.ship_prompt: always)", padding)
+        return "after+prompted", shipped(prompt, "terms prompt (eval.ship_prompt: always)")
     if ("dev", "after") not in ev.full:  # _prompt_baselines may have decoded it already
         ev.model("after", ["dev"], adapter, cache, decode)
     ev.model("after+prompted", ["dev"], adapter, cache, decode.replace(prompt=prompt))
     plain, prompted = ev.wer("dev", "after"), ev.wer("dev", "after+prompted")
     note = f"chosen on dev (held-out voices): WER {100 * plain:.2f}% without the prompt, {100 * prompted:.2f}% with it"
     if prompted < plain:
-        return "after+prompted", ShippedDecoding(beams, prompt, note, padding)
-    return "after", ShippedDecoding(beams, None, note, padding)
+        return "after+prompted", shipped(prompt, note)
+    return "after", shipped(None, note)
 
 
 def _prompt_baselines(adapter, terms: list[str] | None, cfg: RecipeConfig, ev: Evaluation, condition: str,
@@ -197,6 +201,9 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             if dist.is_main:
                 dist.barrier()
             adapter.model.to(dist.device)
+            if getattr(adapter, "encoder_precision", "fp32") != "fp32":
+                log.info("frozen encoder computed in %s (model.encoder_precision=%s)", adapter.encoder_precision,
+                         cfg.model.encoder_precision)
         limits = adapter.limits(cfg.data)
         with timer("validate"):
             sets, skipped, split = load_sets(cfg, limits)
@@ -263,7 +270,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             trainable_params=n_train, total_params=n_total,
             train={"seconds": round(train_result.seconds, 2), "steps": train_result.steps, "epochs": train_result.epochs,
                    "best_epoch": train_result.best_epoch, "history": train_result.history,
-                   "skipped_batches": train_result.skipped_batches},
+                   "skipped_batches": train_result.skipped_batches,
+                   "precision": precision_name(amp_dtype(next(adapter.model.parameters()).device, cfg.train.precision))},
             eval=ev.results, headline=headline, shipped=shipped.to_dict(), voices=voices_of(sets), skipped=skipped, split=split,
             replay={"manifest": cfg.data.replay, "utterances": len(sets.get("replay", []))},
             packed={"seconds": cfg.data.pack_seconds, **packed},

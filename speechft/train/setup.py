@@ -86,14 +86,25 @@ def step_counts(n_examples: int, tc: TrainConfig) -> tuple[int, int]:
 
 
 def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """Mixed precision on GPU only: bf16 where supported (auto), fp16 if asked; None = fp32 (CPU)."""
-    if device.type != "cuda" or precision == "fp32":
+    """The autocast dtype of training, None for fp32. GPU: bf16 where supported (auto), fp16 if
+    asked. CPU: bf16 if asked or (auto) where the CPU has it natively (a medical step 1.3x
+    faster, precision.py), never fp16."""
+    if precision == "fp32":
         return None
+    if device.type != "cuda":
+        from ..precision import cpu_has_native_bf16
+
+        return torch.bfloat16 if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()) else None
     if precision == "fp16":
         return torch.float16
     if precision == "bf16" or torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """"fp32", "bf16" or "fp16" for an `amp_dtype` result (what report.json records)."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
 @contextlib.contextmanager

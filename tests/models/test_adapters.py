@@ -26,6 +26,19 @@ def test_a_trained_folder_decodes_with_the_front_end_it_shipped_with(tiny_whispe
     assert load_adapter(str(folder), cfg).feature_padding == "waveform"
 
 
+def test_a_trained_folder_computes_its_encoder_in_the_precision_it_shipped_with(tiny_whisper_dir, tmp_path):
+    """A model measured with a bf16 frozen encoder is decoded with one wherever it is loaded; a
+    folder from before the setting existed was measured in fp32."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_whisper_dir, folder)
+    write_shipped(folder, ShippedDecoding(num_beams=5, encoder_precision="bf16"))
+    assert load_adapter(str(folder)).encoder_precision == "bf16"
+    write_shipped(folder, ShippedDecoding(num_beams=5))
+    assert load_adapter(str(folder)).encoder_precision == "fp32"
+    with pytest.raises(SpeechftError, match="model.encoder_precision='fp16'"):
+        ModelConfig(encoder_precision="fp16")
+
+
 def test_decode_options_are_typed_and_unknown_ones_are_errors():
     assert make_decode_options(num_beams=3) == DecodeOptions(num_beams=3)
     with pytest.raises(SpeechftError, match="unknown decoding option.*beam. Fix: use num_beams"):
