@@ -182,7 +182,7 @@ class TrainConfig:
     seed: int = 1234
     early_stopping_patience: int = 2  # epochs without dev improvement
     select_by: str = "wer"  # dev metric that picks the best checkpoint: wer | loss
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; auto: bf16 where the GPU or CPU has it natively)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; auto: bf16 on GPUs that have it, fp32 on the CPU)
     gradient_checkpointing: bool = False  # GPU only: trade compute for memory on large models
     cache: bool = True  # frozen-prefix activation cache
     threads: int = 0  # torch threads; 0 = all cores

@@ -27,8 +27,7 @@ def main(model_dir: str, train: str, dev: str, test: str, cache: str, out: str) 
     adapter = WhisperAdapter(WhisperForConditionalGeneration.from_pretrained(model_dir), WhisperProcessor.from_pretrained(model_dir))
     cfg = load_config(None, [f"data.train={train}", f"data.dev={dev}", f"data.test={test}", "train.epochs=3", "train.batch_size=4",
                              "train.lr=1e-2", "train.select_by=loss", "train.early_stopping_patience=100", "freeze.policy=lower:1",
-                             "eval.batch_size=2", "eval.max_new_tokens=10",
-                             "train.precision=fp32"])  # bf16 would round the two ways' gradient sums differently
+                             "eval.batch_size=2", "eval.max_new_tokens=10"])
     caches = PrefixCaches(Path(cache), adapter, enabled=cfg.train.cache)
     result = Trainer(adapter, cfg, caches).fit(read_manifest(train), read_manifest(dev))
     res = evaluate(adapter, read_manifest(test), caches.for_units(result.plan.frozen_units), batch_size=2, options=DecodeOptions(max_new_tokens=10))
