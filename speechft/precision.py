@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-
+# torch is imported where used: config.py reads PRECISIONS, and loading a recipe should not load torch.
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 matrix products in hardware (oneDNN's own test)."""
+    import torch
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch build without oneDNN
@@ -29,13 +30,17 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(setting: str) -> str:
     """"fp32" or "bf16" for a setting of PRECISIONS: `auto` is bf16 on a CPU-only machine with
     native bf16, fp32 otherwise."""
+    import torch
+
     if setting != "auto":
         return setting
     return "bf16" if not torch.cuda.is_available() and cpu_has_native_bf16() else "fp32"
 
 
-def autocast_to(precision: str, device: torch.device | str):
-    """A block computing in `precision` ("fp32": as is) on `device`."""
+def autocast_to(precision: str, device):
+    """A block computing in `precision` ("fp32": as is) on `device` (a torch.device or its name)."""
+    import torch
+
     if precision != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
