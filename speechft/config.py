@@ -94,9 +94,10 @@ class ModelConfig:
     # log-mel as faster-whisper (the deployed engine) does, "waveform" pads the waveform to 30 s
     # as transformers does. One choice throughout, so the report measures what is deployed.
     feature_padding: str = "waveform"
-    # Precision of the frozen encoder's forward pass (the cached part): auto = bf16 on a CPU with
-    # native bf16 (1.6x faster), fp32 elsewhere (precision.py). Recorded in the model folder.
-    encoder_precision: str = "auto"
+    # Precision of the frozen encoder's forward pass (the cached part): fp32, bf16, or auto (bf16
+    # on a CPU with native bf16, 1.6x faster; fp32 elsewhere). fp32 by default: a decoder trained
+    # on bf16 encoder outputs placed its timestamp tokens worse (precision.py). Recorded in the model folder.
+    encoder_precision: str = "fp32"
 
     def __post_init__(self):
         from .precision import PRECISIONS

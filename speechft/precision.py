@@ -1,12 +1,14 @@
-"""Precision of the frozen encoder's forward pass: bf16 where the CPU has it natively.
+"""Precision of the frozen encoder's forward pass (`model.encoder_precision`): fp32 by default.
 
 On a CPU with bf16 instructions (AVX512-BF16 or AMX), the frozen Whisper encoder runs 1.6x
 faster under bf16 autocast (tiny.en on 2 EPYC cores: 0.30 -> 0.19 s a 30-s window; a cold
-medical run computes ~625 windows). The pretrained model's medical dev WER moved 24.43% ->
-24.54%; the adapted model, trained on bf16 encoder outputs, decoded dev (held-out voices) at 7.4%
-vs 8.0% with the prompt. Elsewhere bf16 would be emulated, slower than fp32, so `auto` keeps fp32
-there (and on GPUs, where the frozen encoder costs little). Training's own autocast is
-`train.precision` (train/setup.py amp_dtype).
+medical run computes ~625 windows: 11 min 24 s instead of 12 min 09 s). It is not the default:
+the medical decoder trained on bf16 encoder outputs decoded dev sentences one by one as well
+(7.4% vs 8.0%), but placed its timestamp tokens worse in long recordings of dev sentences through
+the int8 export (faster-whisper's loop over a whole recording: 36 segments of 78 and a mean
+boundary error of 5.7 s, against 79 and 0.10 s; benchmarks/long_audio_modes.py). `auto` is bf16
+where the CPU has it natively and fp32 elsewhere (emulated bf16 is slower than fp32; on GPUs the
+frozen encoder costs little). Training's own autocast is `train.precision` (train/setup.py amp_dtype).
 """
 
 from __future__ import annotations
