@@ -116,6 +116,7 @@ class ModelAdapter(Protocol):
     model: Any  # the torch module (transformers PreTrainedModel)
     processor: Any
     length_sort_pool: int  # batches per length-sorted pool when batching for training
+    encoder_precision: str  # "fp32" | "bf16": the frozen prefix's precision (precision.py), recorded when shipped
 
     def limits(self, data_cfg) -> Any:
         """validate.Limits for this model (window length, label length, vocabulary)."""

@@ -329,7 +329,10 @@ class WhisperAdapter:
         `targets`: TrainTarget objects (or plain transcripts). The loss covers only what the
         decoder must produce (text, timestamps, end-of-text), never the prompt or start tokens.
         """
-        examples = [self.example_ids(t if isinstance(t, TrainTarget) else TrainTarget(t)) for t in targets]
+        return self._padded([self.example_ids(t if isinstance(t, TrainTarget) else TrainTarget(t)) for t in targets])
+
+    def _padded(self, examples: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """make_targets for (context, produce) pairs from `example_ids`."""
         width = max(len(c) + len(p) for c, p in examples) - 1
         inputs = torch.full((len(examples), width), self.eot_id, dtype=torch.long)
         labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
@@ -347,17 +350,16 @@ class WhisperAdapter:
         two groups, each padded to its own longest (`length_groups`): the same loss, without
         computing the short examples' padding."""
         enc = self.encode_rest(hidden, k)
-        targets = [t if isinstance(t, TrainTarget) else TrainTarget(t) for t in targets]
-        lengths = [sum(map(len, self.example_ids(t))) for t in targets]
+        examples = [self.example_ids(t if isinstance(t, TrainTarget) else TrainTarget(t)) for t in targets]
         total, n_tokens = enc.new_zeros(()), 0
-        for group in length_groups(lengths):
-            summed, n = self._summed_loss(enc[group] if len(group) < len(targets) else enc, [targets[i] for i in group])
+        for group in length_groups([len(c) + len(p) for c, p in examples]):
+            summed, n = self._summed_loss(enc[group] if len(group) < len(examples) else enc, [examples[i] for i in group])
             total, n_tokens = total + summed, n_tokens + n
         return total / max(n_tokens, 1), n_tokens
 
-    def _summed_loss(self, enc: torch.Tensor, targets: list[TrainTarget]) -> tuple[torch.Tensor, int]:
-        """Summed token cross-entropy of one group of examples and its token count."""
-        inputs, labels = self.make_targets(targets)
+    def _summed_loss(self, enc: torch.Tensor, examples: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, int]:
+        """Summed token cross-entropy of one group of (context, produce) examples and its token count."""
+        inputs, labels = self._padded(examples)
         device = enc.device
         short = inputs.shape[1] <= REASSOCIATE_MAX_TOKENS
         with _reassociated_cross_attention(self.model) if short else contextlib.nullcontext():

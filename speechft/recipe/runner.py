@@ -39,7 +39,7 @@ def _choose_shipped(cfg: RecipeConfig, ev: Evaluation, adapter, cache, decode, p
     """
     def shipped(prompt_kept: str | None, note: str) -> ShippedDecoding:
         return ShippedDecoding(decode.num_beams, prompt_kept, note, cfg.model.feature_padding,
-                               getattr(adapter, "encoder_precision", "fp32"))
+                               adapter.encoder_precision)
 
     if not prompt or cfg.eval.ship_prompt == "never":
         return "after", shipped(None, "no prompt (eval.ship_prompt: never, or no terms)")
@@ -201,7 +201,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             if dist.is_main:
                 dist.barrier()
             adapter.model.to(dist.device)
-            if getattr(adapter, "encoder_precision", "fp32") != "fp32":
+            if adapter.encoder_precision != "fp32":
                 log.info("frozen encoder computed in %s (model.encoder_precision=%s)", adapter.encoder_precision,
                          cfg.model.encoder_precision)
         limits = adapter.limits(cfg.data)

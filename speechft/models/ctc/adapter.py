@@ -88,6 +88,7 @@ class CTCAdapter:
 
     family = "ctc"
     length_sort_pool = 8  # batches per length-sorted pool: audio padding dominates a CTC step
+    encoder_precision = "fp32"  # model.encoder_precision applies to Whisper only
 
     def __init__(self, model, processor):
         self.model = model
