@@ -1,6 +1,7 @@
 """The voice plan (a domain's voices.yaml): which voices speak each split, and how varied.
 
-Each sentence of a split is spoken once, round-robin over the split's voices. Every kind of
+Each sentence of a split is spoken once, round-robin over the split's voices (or by
+`voices_per_sentence` of them, preferring different speakers). Every kind of
 variety is a switch, off by default; a plan that sets none of the newer switches gives the
 same voices, speeds, noise levels, audio and cache keys as before they existed.
 
@@ -34,6 +35,9 @@ EXAMPLE = f"data_manifests/medical/{PLAN_FILE}"
 MAX_BABBLE_TALKERS = 8
 # Stream ids of the newer kinds (fixed numbers: reordering code must not reseed a kind).
 STREAMS = {"tempo": 1, "pitch": 2, "vtlp": 3, "telephone": 4, "babble": 5, "room": 6}
+# A sentence's further voices (voices_per_sentence > 1) draw from streams of their own, so the
+# first voice of every sentence keeps its draws: copy c uses [seed, split, COPY_STREAMS + c, ...].
+COPY_STREAMS = 100
 # The [low, high] options; those named like an Effects field must stay within its LIMITS.
 RANGES = ("noise_snr_db", "reverb_rt60", "reverb_wet", "tempo", "pitch_semitones", "vtlp", "babble_snr_db")
 OPTIONAL_RANGES = ("reverb_rt60", "reverb_wet")  # None: the fixed default room
@@ -45,6 +49,7 @@ class SplitPlan:
 
     voices: list[str]
     sentences: str = ""  # path relative to the domain folder; default "<split>.txt"
+    voices_per_sentence: int = 1  # each sentence spoken by this many of the voices (different speakers first)
     speed_jitter: float = 0.0  # each sentence's speed is 1 +- uniform(0, jitter)
     augment_fraction: float = 0.0  # share of sentences that get noise (and reverb when set)
     noise_snr_db: list[float] = field(default_factory=lambda: [20.0, 35.0])  # dB
@@ -76,6 +81,9 @@ class SplitPlan:
             (isinstance(self.reverb, bool), "reverb", "true or false"),
             (_is_subset(self.noise_colors, NOISE_COLORS), "noise_colors", f"a non-empty list of {', '.join(NOISE_COLORS)}"),
             (_is_subset(self.telephone_codecs, CODECS), "telephone_codecs", f"a non-empty list of {', '.join(CODECS)}"),
+            (isinstance(self.voices_per_sentence, int) and not isinstance(self.voices_per_sentence, bool)
+             and 1 <= self.voices_per_sentence <= (len(self.voices) if isinstance(self.voices, list) else 1),
+             "voices_per_sentence", "a whole number from 1 to the number of voices listed"),
             (isinstance(self.babble_talkers, int) and 1 <= self.babble_talkers <= MAX_BABBLE_TALKERS,
              "babble_talkers", f"a whole number in 1..{MAX_BABBLE_TALKERS}"),
         ]
@@ -182,18 +190,48 @@ def _pick(options: list, u: float):
     return options[min(int(u * len(options)), len(options) - 1)]
 
 
-def assign_voices(sents: list[Sentence], sp: SplitPlan, voices: list[Voice], seed: int, split: str) -> list[Voice]:
-    """Each sentence's Voice: round-robin over the split's voices, variety drawn from seeded streams."""
+def assign_voices(sents: list[Sentence], sp: SplitPlan, voices: list[Voice], seed: int, split: str) -> list[list[Voice]]:
+    """Each sentence's Voices: round-robin over the split's voices, `sp.voices_per_sentence` of
+    them (the next voices in the list whose speakers the sentence has not got yet, then any), with
+    variety drawn from seeded streams."""
     base = [seed, zlib.crc32(split.encode())]
-    rng = np.random.default_rng(base)
-    streams = {kind: np.random.default_rng([*base, sid]) for kind, sid in STREAMS.items()}
     codecs = [c for c in sp.telephone_codecs if c in available_codecs()] if sp.telephone_fraction else []
     if sp.telephone_fraction and codecs != sp.telephone_codecs:
         log.warning("%s: telephone codec(s) %s skipped: not available here. Fix: apt-get install ffmpeg (with libgsm)",
                     split, ", ".join(sorted(set(sp.telephone_codecs) - set(codecs))))
+    copies = min(sp.voices_per_sentence, len(voices))
+    draws = [_VarietyDraws(sents, sp, voices, codecs, [*base] if c == 0 else [*base, COPY_STREAMS + c]) for c in range(copies)]
     out = []
     for i in range(len(sents)):
-        u_speed, u_aug, u_snr = rng.random(3)  # always three draws, so options do not shift later sentences
+        chosen = _voices_of_sentence(i, voices, copies)
+        out.append([draw.voice(i, v) for draw, v in zip(draws, chosen)])
+    return out
+
+
+def _voices_of_sentence(i: int, voices: list[Voice], copies: int) -> list[Voice]:
+    """Voice i (round-robin), then the following voices of the list, those of a speaker the
+    sentence has not got yet first (flite kal16 and festival kal are one person)."""
+    order = [voices[(i + k) % len(voices)] for k in range(len(voices))]
+    chosen = [order[0]]
+    for v in order[1:]:
+        if len(chosen) < copies and v.speaker not in {c.speaker for c in chosen}:
+            chosen.append(v)
+    chosen += [v for v in order[1:] if v not in chosen][: copies - len(chosen)]
+    return chosen
+
+
+class _VarietyDraws:
+    """The seeded random draws that make one voice per sentence varied (speed, noise, effects)."""
+
+    def __init__(self, sents: list[Sentence], sp: SplitPlan, voices: list[Voice], codecs: list[str], base: list[int]):
+        self.sents, self.sp, self.voices, self.codecs = sents, sp, voices, codecs
+        self.rng = np.random.default_rng(base)
+        self.streams = {kind: np.random.default_rng([*base, sid]) for kind, sid in STREAMS.items()}
+
+    def voice(self, i: int, v: Voice) -> Voice:
+        """Sentence i spoken by `v`, varied as the plan says; call once per sentence, in order."""
+        sp, streams = self.sp, self.streams
+        u_speed, u_aug, u_snr = self.rng.random(3)  # always three draws, so options do not shift later sentences
         # Every stream draws the same count per sentence whatever is switched on, for the same reason.
         (t_on, t_val), (p_on, p_val), (v_on, v_val) = (streams[k].random(2) for k in ("tempo", "pitch", "vtlp"))
         tel_on, tel_codec = streams["telephone"].random(2)
@@ -205,7 +243,8 @@ def assign_voices(sents: list[Sentence], sp: SplitPlan, voices: list[Voice], see
         reverb = aug and sp.reverb
         babble = ()
         if b_on < sp.babble_fraction:
-            babble = tuple(_talker(sents, i, voices, u_sent, u_voice) for u_sent, u_voice in zip(b_picks[::2], b_picks[1::2]))
+            babble = tuple(_talker(self.sents, i, self.voices, u_sent, u_voice)
+                           for u_sent, u_voice in zip(b_picks[::2], b_picks[1::2]))
         effects = Effects(
             tempo=_uniform(sp.tempo, t_val, 3) if t_on < sp.tempo_fraction else None,
             pitch_semitones=_uniform(sp.pitch_semitones, p_val, 2) if p_on < sp.pitch_fraction else None,
@@ -215,12 +254,10 @@ def assign_voices(sents: list[Sentence], sp: SplitPlan, voices: list[Voice], see
             reverb_rt60=_uniform(sp.reverb_rt60, u_rt60, 2) if reverb and sp.reverb_rt60 else None,
             reverb_wet=_uniform(sp.reverb_wet, u_wet, 2) if reverb and sp.reverb_wet else None,
             noise_color=_pick(sp.noise_colors, u_color) if aug else "white",
-            telephone=_pick(codecs, tel_codec) if codecs and tel_on < sp.telephone_fraction else None,
+            telephone=_pick(self.codecs, tel_codec) if self.codecs and tel_on < sp.telephone_fraction else None,
         )
-        v = voices[i % len(voices)]
-        out.append(Voice(v.engine, v.voice, speed, _uniform(sp.noise_snr_db, u_snr, 1) if aug else None, reverb,
-                         effects=effects))
-    return out
+        return Voice(v.engine, v.voice, speed, _uniform(sp.noise_snr_db, u_snr, 1) if aug else None, reverb,
+                     effects=effects)
 
 
 def _talker(sents: list[Sentence], i: int, voices: list[Voice], u_sent: float, u_voice: float) -> BabbleTalker:

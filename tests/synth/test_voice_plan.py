@@ -20,7 +20,8 @@ NEW_FIELDS = ("tempo", "pitch_semitones", "vtlp", "telephone", "babble", "reverb
 
 
 def assign(seed=1, **kw):
-    return assign_voices(SENTS, SplitPlan(**{**ORIGINAL, **kw}), VOICES, seed, "train")
+    """The first (with voices_per_sentence 1: the only) voice of each sentence."""
+    return [vs[0] for vs in assign_voices(SENTS, SplitPlan(**{**ORIGINAL, **kw}), VOICES, seed, "train")]
 
 
 def original_part(v: Voice):
@@ -80,7 +81,8 @@ def test_plan_file_accepts_the_switches_and_names_bad_ones(tmp_path):
     for bad, named in (("tempo_fraction: 2", "tempo_fraction"), ("vtlp: [1.2, 0.9]", "vtlp"),
                        ("telephone_codecs: [opus]", "telephone_codecs"), ("babble_talkers: 0", "babble_talkers"),
                        ("pitch_semitones: [-20, 0]", "pitch_semitones"), ("tempo_fraction: lots", "tempo_fraction"),
-                       ("noise_colors: [blue]", "noise_colors")):
+                       ("noise_colors: [blue]", "noise_colors"), ("voices_per_sentence: 2", "voices_per_sentence"),
+                       ("voices_per_sentence: 0", "voices_per_sentence")):
         with pytest.raises(SpeechftError, match=rf"voices.yaml splits.train: .*{named}"):
             load_plan(write_plan(tmp_path, bad))
 
@@ -90,4 +92,22 @@ def test_committed_plans_keep_held_out_splits_clean():
     for path in sorted((Path(__file__).resolve().parents[2] / "data_manifests").glob("*/voices.yaml")):
         for name, sp in load_plan(path).splits.items():
             if name in ("dev", "test", "general"):
-                assert all(v.effects == Effects() for v in assign_voices(SENTS[:20], sp, VOICES, 1, name)), (path, name)
+                assert all(v.effects == Effects() for vs in assign_voices(SENTS[:20], sp, VOICES, 1, name) for v in vs), (path, name)
+
+
+def test_several_voices_per_sentence_prefer_other_speakers_and_keep_the_first_voice():
+    voices = [Voice("flite", "rms"), Voice("flite", "kal16"), Voice("festival", "kal_diphone"), Voice("festival", "ked_diphone")]
+    specs = dict(voices=[f"{v.engine}:{v.voice}" for v in voices])
+    one = assign_voices(SENTS, SplitPlan(**{**ORIGINAL, **EVERY_KIND, **specs}), voices, 1, "train")
+    two = assign_voices(SENTS, SplitPlan(**{**ORIGINAL, **EVERY_KIND, **specs, "voices_per_sentence": 2}), voices, 1, "train")
+    assert [vs[0] for vs in two] == [vs[0] for vs in one]  # the first voice and its variety as with one voice
+    assert all(len(vs) == 2 and vs[0].speaker != vs[1].speaker for vs in two)
+    # kal16 (sentence 1) is followed by ked, not by festival's rendering of the same speaker
+    assert [(v.engine, v.voice) for v in two[1]] == [("flite", "kal16"), ("festival", "ked_diphone")]
+    seconds = [vs[1] for vs in two]
+    assert seconds == [vs[1] for vs in assign_voices(SENTS, SplitPlan(**{**ORIGINAL, **EVERY_KIND, **specs, "voices_per_sentence": 2}),
+                                                     voices, 1, "train")]  # seeded
+    assert [v.effects for v in seconds] != [vs[0].effects for vs in two]  # drawn apart from the first voice's
+    assert sum(v.effects.pitch_semitones is not None for v in seconds) > 70  # pitch_fraction 0.5 of 200
+    both = assign_voices(SENTS[:4], SplitPlan(voices=["flite:rms", "flite:awb"], voices_per_sentence=2), VOICES[:2], 1, "dev")
+    assert all({(v.engine, v.voice) for v in vs} == {("flite", "rms"), ("flite", "awb")} for vs in both)
