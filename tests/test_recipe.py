@@ -66,6 +66,7 @@ def test_report_schema(finished_run):
     choice, dev = report["export"]["quantization_choice"], report["eval"]["dev"]
     assert choice["int8_dev_gap"] == pytest.approx(dev["deployed-int8"]["wer"] - dev[headline]["wer"])
     assert report["export"]["quantization"] == choice["chosen"] == choose_quantization(choice["int8_dev_gap"], 1000.0) == "int8"
+    assert choice["allowed_dev_gap"] == 500.0  # half of export.max_wer_gap
     assert not any(p.name.startswith(".model-ct2") for p in finished_run.iterdir())  # the trial export is gone
     shipped = json.loads((finished_run / "model" / "speechft_decoding.json").read_text())
     assert shipped == report["shipped"] and (shipped["prompt"] is not None) == (headline == "after+prompted")
