@@ -44,6 +44,7 @@ def test_report_schema(finished_run):
     report = json.loads((finished_run / "report.json").read_text())
     assert REPORT_KEYS <= set(report)
     assert {"seconds", "steps", "epochs"} <= set(report["train"])
+    assert report["train"]["precision"] == "fp32"  # the Trainer's own: CPU training autocasts only when asked
     headline = report["headline"]
     assert headline in ("after", "after+prompted")
     assert set(report["eval"]) == {"test", "general", "dev", "long"}  # dev: where the shipped decoding was chosen

@@ -22,7 +22,6 @@ from ..prompt import missed_terms_first
 from ..report import Report, change_lines, model_card, results_table, write_report
 from ..text import count_term, normalize, read_terms
 from ..trackers import Tracker, open_tracker
-from ..train.setup import amp_dtype, precision_name
 from .data import load_sets, training_utterances, voices_of
 from .evaluation import Evaluation, long_recordings
 from .runs import INCOMPLETE_MARKER, StageTimer, choose_run_dir, peak_rss_mb, point_latest, prepare_in_subprocess, setup_logging
@@ -276,7 +275,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             train={"seconds": round(train_result.seconds, 2), "steps": train_result.steps, "epochs": train_result.epochs,
                    "best_epoch": train_result.best_epoch, "history": train_result.history,
                    "skipped_batches": train_result.skipped_batches,
-                   "precision": precision_name(amp_dtype(next(adapter.model.parameters()).device, cfg.train.precision))},
+                   "precision": train_result.precision},
             eval=ev.results, headline=headline, shipped=shipped.to_dict(), voices=voices_of(sets), skipped=skipped, split=split,
             replay={"manifest": cfg.data.replay, "utterances": len(sets.get("replay", []))},
             packed={"seconds": cfg.data.pack_seconds, **packed},

@@ -24,7 +24,7 @@ from .checkpoint import Checkpoints, LoopState
 from .epoch import EpochContext, epoch_batches, run_epoch
 from .interpolate import interpolate, interpolated_names
 from .selection import end_of_epoch, restore_best
-from .setup import amp_dtype, build_setup, deterministic_kernels, param_groups
+from .setup import amp_dtype, build_setup, deterministic_kernels, param_groups, precision_name
 from .stages import FreezeSchedule
 from .targets import TargetPolicy
 
@@ -43,6 +43,7 @@ class TrainResult:
     skipped_batches: int = 0
     stopped_early: bool = False
     plan: FreezePlan | None = None  # the freeze plan in force at the end (gradual unfreezing changes it)
+    precision: str = "fp32"  # the autocast it trained in (`precision_name`): what report.json records
 
 
 class Trainer:
@@ -174,7 +175,7 @@ class Trainer:
         model.eval()
         self._plan = plan
         return TrainResult(st.step, st.epoch, time.perf_counter() - start, st.best_epoch, st.history, st.skipped,
-                           st.stopped_early, plan)
+                           st.stopped_early, plan, precision_name(self.amp_dtype))
 
     def _end_of_epoch(self, st: LoopState, dev: list[Utterance], k: int, trainable: dict) -> None:
         dev_loss = self.dev_loss(dev, k)

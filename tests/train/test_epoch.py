@@ -38,3 +38,11 @@ def test_too_many_nonfinite_batches_in_a_row_stop_with_the_ids(trainer, train_de
     _poison(trainer, {f"train-{i}" for i in range(8)})
     with pytest.raises(SpeechftError, match=r"3 batches in a row .*train-\d.*Fix: lower train.lr"):
         trainer.fit(*train_dev)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_result_names_the_precision_it_trained_in(tiny_adapter, tiny_cfg, train_dev, tmp_path, precision):
+    # report.json reads it from here: on a CPU bf16 autocast runs only when asked for.
+    cfg = tiny_cfg("train.epochs=1", "train.max_steps=1", "train.batch_size=2", "train.select_by=loss",
+                   "train.checkpoint_every=0", f"train.precision={precision}")
+    assert Trainer(tiny_adapter(), cfg, tmp_path / "cache").fit(*train_dev).precision == precision
