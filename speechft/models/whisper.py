@@ -329,7 +329,11 @@ class WhisperAdapter:
         `targets`: TrainTarget objects (or plain transcripts). The loss covers only what the
         decoder must produce (text, timestamps, end-of-text), never the prompt or start tokens.
         """
-        return self._padded([self.example_ids(t if isinstance(t, TrainTarget) else TrainTarget(t)) for t in targets])
+        return self._padded(self._examples(targets))
+
+    def _examples(self, targets: list) -> list[tuple[list[int], list[int]]]:
+        """`example_ids` of each target (a TrainTarget or a plain transcript)."""
+        return [self.example_ids(t if isinstance(t, TrainTarget) else TrainTarget(t)) for t in targets]
 
     def _padded(self, examples: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
         """make_targets for (context, produce) pairs from `example_ids`."""
@@ -350,7 +354,7 @@ class WhisperAdapter:
         two groups, each padded to its own longest (`length_groups`): the same loss, without
         computing the short examples' padding."""
         enc = self.encode_rest(hidden, k)
-        examples = [self.example_ids(t if isinstance(t, TrainTarget) else TrainTarget(t)) for t in targets]
+        examples = self._examples(targets)
         total, n_tokens = enc.new_zeros(()), 0
         for group in length_groups([len(c) + len(p) for c, p in examples]):
             summed, n = self._summed_loss(enc[group] if len(group) < len(examples) else enc, [examples[i] for i in group])
