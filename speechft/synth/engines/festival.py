@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ...audio import SAMPLE_RATE
+from ...errors import SpeechftError
 from .base import ENGINE_TIMEOUT, CliEngine, to_ascii
 
 # Short names people type -> the names festival registers.
@@ -40,6 +41,10 @@ class FestivalEngine(CliEngine):
     # Starting festival and loading a voice costs about 0.25 s, synthesising a sentence with a
     # diphone voice about 0.03 s: one process speaks a batch.
     batch = 16
+    # Festival reserves and clears its Scheme heap at start: the default 10 million cells cost
+    # 0.15 s of a 0.2-s start (system time), while our scripts need far fewer (the lexicon and the
+    # voices live outside it). The samples are the same (tests/test_synth.py).
+    heap_cells = 2_000_000
 
     def voices(self):
         return re.findall(r"[\w-]+", self.output(["festival", "-b", "(print (voice.list))"]))
@@ -52,6 +57,13 @@ class FestivalEngine(CliEngine):
 
     def command(self, voice, speed, src, out):
         return ["text2wave", "-F", str(SAMPLE_RATE), "-eval", f"(voice_{voice})", "-eval", rate_command(voice, speed), src, "-o", out]
+
+    def speak(self, text, voice, speed, seed):
+        """One sentence through the batch script (text2wave's samples, festival's heap set)."""
+        (out,) = self.speak_many([(text, speed, seed)], voice)
+        if isinstance(out, SpeechftError):
+            raise out
+        return out
 
     def speak_many(self, items, voice):
         """One festival process for the batch. The script does what text2wave does (tts_file splits
@@ -67,7 +79,7 @@ class FestivalEngine(CliEngine):
                           f'(set! speechft_prefix "{tmp}/{i}_")', f'(tts_file "{tmp}/{i}.txt" nil)']
             Path(tmp, "batch.scm").write_text("\n".join(lines) + "\n", encoding="ascii")
             try:
-                subprocess.run(["festival", "-b", f"{tmp}/batch.scm"], capture_output=True, timeout=ENGINE_TIMEOUT * len(items))
+                subprocess.run(["festival", "--heap", str(self.heap_cells), "-b", f"{tmp}/batch.scm"], capture_output=True, timeout=ENGINE_TIMEOUT * len(items))
             except subprocess.TimeoutExpired:
                 pass  # whatever was not written is retried one by one below, with a clear error
             results = []
@@ -77,6 +89,9 @@ class FestivalEngine(CliEngine):
                 if parts and (i + 1 == len(items) or any(Path(tmp).glob(f"{i + 1}_*.wav"))):
                     read = [sf.read(str(p), dtype="float32", always_2d=True) for p in parts]
                     results.append((np.concatenate([d.mean(axis=1) for d, _ in read]), int(read[0][1])))
-                else:  # the batch stopped here: this sentence alone gives the engine's own error
-                    results.extend(super().speak_many([(text, speed, seed)], voice))
+                else:  # the batch stopped here: this sentence alone through text2wave gives the engine's own error
+                    try:
+                        results.append(CliEngine.speak(self, text, voice, speed, seed))
+                    except SpeechftError as e:
+                        results.append(e)
             return results
