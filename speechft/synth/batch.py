@@ -107,7 +107,7 @@ def run_jobs(jobs: list[Job], workers: int, desc: str) -> list[tuple[Path, int, 
     from tqdm import tqdm
 
     # By whole Voice, so a plan's speed jitter leaves most train sentences one to a festival process
-    # (0.3 s each). Batching them by engine voice made the cold medical prepare 109 -> 73 s, but
+    # (0.12 s each). Batching them by engine voice made the cold medical prepare 109 -> 73 s, but
     # festival's diphone synthesis then gave one sentence of 432 different samples from run to run
     # (its last 0.17 s, depending on what the process had spoken before): audio must be a function
     # of its cache key, so that was reverted.

@@ -1,4 +1,4 @@
-"""festival: diphone and HTS voices via `text2wave`, or many sentences per `festival` process."""
+"""festival: diphone and HTS voices, one or many sentences per `festival` process (what `text2wave` does)."""
 
 from __future__ import annotations
 
@@ -38,12 +38,13 @@ def rate_command(voice: str, speed: float) -> str:
 class FestivalEngine(CliEngine):
     name, programs = "festival", ("festival", "text2wave")
     install = "apt-get install festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k"
-    # Starting festival and loading a voice costs about 0.25 s, synthesising a sentence with a
+    # Starting festival and loading a voice costs about 0.1 s, synthesising a sentence with a
     # diphone voice about 0.03 s: one process speaks a batch.
     batch = 16
     # Festival reserves and clears its Scheme heap at start: the default 10 million cells cost
-    # 0.15 s of a 0.2-s start (system time), while our scripts need far fewer (the lexicon and the
-    # voices live outside it). The samples are the same (tests/test_synth.py).
+    # 0.15 s a process, mostly system time (benchmarks/festival_heap.py), while our scripts need
+    # far fewer (the lexicon and the voices live outside it; 500,000 cells already spoke our
+    # longest sentences). The samples are the same (tests/test_synth.py, every installed voice).
     heap_cells = 2_000_000
 
     def voices(self):
