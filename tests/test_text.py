@@ -22,6 +22,15 @@ def test_spelled_letters_compare_as_one_word_however_written():
     assert term_hits(normalize("check the INR"), normalize("check the I.N.R."), [normalize("INR")]) == (1, 1)
 
 
+def test_contractions_and_ninth_score_like_their_other_spelling():
+    # "there's a" was joined to "there sa" (the "s" taken for a spelled letter), so "there is a"
+    # scored two errors; Whisper's normaliser reads "sixteenth" as "16th" but not "ninth".
+    assert normalize("There's a lander, it's a short walk") == normalize("there is a lander it is a short walk") \
+        == "there is a lander it is a short walk"
+    assert normalize("the ninth of January") == normalize("the 9th of January") == "the 9th of january"
+    assert normalize("twenty ninth") == "29th"
+
+
 def test_numbers_either_side_of_a_comma_stay_apart():
     # Whisper's normaliser drops the comma first: "eighty thousand, two point two" was "80002.2".
     assert normalize("adrenaline one in eighty thousand, two point two milliliters") == \

@@ -69,6 +69,10 @@ WORDS: dict[str, str] = {
     # general
     "e.g.": "for example", "i.e.": "that is", "etc.": "et cetera", "vs.": "versus", "vs": "versus",
     "approx.": "approximately", "approx": "approximately", "cf.": "compare", "viz.": "namely",
+    "incl.": "including", "excl.": "excluding", "encl.": "enclosed", "ext.": "extension", "tel.": "telephone",
+    "pp.": "pages", "fig.": "figure", "vol.": "volume", "sect.": "section", "dept.": "department",
+    "ref.": "reference", "qty": "quantity", "max.": "maximum", "avg.": "average", "Rd.": "Road", "Ave.": "Avenue",
+    "nos.": "numbers", "appt": "appointment", "Appt": "Appointment", "appt.": "appointment",
     "Dr.": "Doctor", "Dr": "Doctor", "Mr.": "Mister", "Mr": "Mister", "Mrs.": "Missus", "Mrs": "Missus",
     "Ms.": "Miz", "Prof.": "Professor", "St.": "Saint", "a.m.": "a m", "p.m.": "p m",
     "Jan.": "January", "Feb.": "February", "Mar.": "March", "Apr.": "April", "Aug.": "August", "Sep.": "September",
@@ -79,6 +83,12 @@ WORDS: dict[str, str] = {
 # Numbers after these words are read digit by digit, as radiotelephony does ("FL350": "flight
 # level three five zero", "squawk 4613": "squawk four six one three"). Lower case.
 DIGIT_BY_DIGIT_AFTER = ("fl", "flight level", "squawk", "runway", "rwy", "heading", "hdg", "qnh")
+# Numbers of four digits or more after these words are identifiers, read digit by digit as
+# people read them ("GDC no. 654321": "G D C number six five four three two one"). Lower case;
+# "no." and "#" are spoken "number" before any number.
+IDENTIFIER_WORDS = ("no.", "number", "#", "id", "ref", "ref.", "reference", "code", "ext", "ext.", "extension", "tel",
+                    "tel.", "telephone", "phone", "fax", "mobile", "account", "acct", "invoice", "serial", "mrn", "pin",
+                    "policy", "claim", "ticket", "booking", "reservation", "tracking", "registration")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@
 are read by num2words; the passes run from the most specific pattern to the most general so
 that a date is not read as three numbers, nor "5-10 mg" as "five minus ten":
 
-  digits after radiotelephony words (FL350, squawk 4613) -> dates -> times -> ratios -> q4h -> money ->
-  quantities with units (and ranges, "/kg") -> x2 / 2x -> fractions -> ranges -> ordinals ->
+  digits after radiotelephony words (FL350, squawk 4613) -> dates -> days (Mon-Fri) -> times ->
+  identifiers (phone numbers, "no. 654321", leading zeros: digit by digit) -> ratios -> q4h -> money ->
+  decades -> quantities with units (and ranges, "/kg") -> x2 / 2x -> fractions -> ranges -> ordinals ->
   years -> numbers -> abbreviations -> symbols -> tidy punctuation
 
 Scoring normalises both sides with Whisper's normaliser, which writes spoken numbers as
@@ -20,13 +21,21 @@ from functools import lru_cache
 
 from num2words import num2words
 
-from .abbreviations import DIGIT_BY_DIGIT_AFTER, PER_WORDS, UNITS_ONLY_AFTER_NUMBERS, AbbreviationTable
+from .abbreviations import DIGIT_BY_DIGIT_AFTER, IDENTIFIER_WORDS, PER_WORDS, UNITS_ONLY_AFTER_NUMBERS, AbbreviationTable
 
 NUM = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
 _MONTH_RE = r"(?P<month>" + "|".join([*MONTHS, "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sept", "Sep", "Oct",
                                       "Nov", "Dec"]) + r")\.?"
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAY_RE = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:day|s|sday|nesday|r|rs|rsday|urday)?\.?"
+# Words that open an identifier spoken in full: "Tel 01632 ..." -> "Telephone zero one six ...".
+IDENTIFIER_OPENERS = {"no.": "number", "tel": "telephone", "tel.": "telephone", "ext": "extension",
+                      "ext.": "extension"}
+MONEY_SCALES = {"thousand": "thousand", "million": "million", "billion": "billion", "trillion": "trillion",
+                "k": "thousand", "K": "thousand", "m": "million", "M": "million", "mn": "million", "bn": "billion",
+                "b": "billion", "tn": "trillion"}
 CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "\u00a3": ("pound", "pounds", "penny", "pence"),
               "\u20ac": ("euro", "euros", "cent", "cents")}
 RUNWAY_SIDES = {"L": "left", "R": "right", "C": "center"}  # "runway 27L"
@@ -107,6 +116,9 @@ def _dates(text: str) -> str:
 
     text = re.sub(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", iso, text)
     text = re.sub(r"\b(\d{1,2})[/.](\d{1,2})[/.](\d{4}|\d{2})\b", numeric, text)
+    # "03/2025" (a review date): month and year
+    text = re.sub(r"(?<![\w/.])(0?[1-9]|1[0-2])/((?:19|20)\d\d)(?![\w/])",
+                  lambda m: f"{MONTHS[int(m.group(1)) - 1]} {_year(m.group(2))}", text)
     text = re.sub(rf"\b(?P<day>[12]?\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_RE}(?:,?\s+(?P<year>\d{{4}}))?(?!\w)",
                   day_month, text)
     return re.sub(rf"\b{_MONTH_RE}\s+(?P<day>[12]?\d|3[01])(?:st|nd|rd|th)?\b(?:,?\s+(?P<year>\d{{4}})\b)?",
@@ -126,8 +138,59 @@ def _times(text: str) -> str:
         return spoken + (f" {ampm.lower()} m" if ampm else "")
 
     ampm = r"(?:\s*(?P<ap>[apAP])\.?\s?[mM]\.?(?![\w]))"
+    # "9am-5pm", "08:30-17:30": a dash between clock times is "to", not a hyphen in one word
+    any_time = r"\d{1,2}(?::\d{2})?(?:\s*[apAP]\.?\s?[mM]\.?)?"
+    clock_time = r"(?:\d{1,2}:\d{2}(?:\s*[apAP]\.?\s?[mM]\.?)?|\d{1,2}\s*[apAP]\.?\s?[mM]\.?)"
+    text = re.sub(rf"(?<![\w:.])({any_time})\s*[-\u2013]\s*({clock_time})(?![\w])", r"\1 to \2", text)
     text = re.sub(rf"\b(?P<h>\d{{1,2}}):(?P<m>\d{{2}})(?!\d){ampm}?", clock, text)
     return re.sub(rf"\b(?P<h>\d{{1,2}})(?P<m>){ampm}", clock, text)
+
+
+def _day_ranges(text: str) -> str:
+    """"Mon-Fri" -> "Monday to Friday" (a lone "Sun" or "Wed" may be a word: left alone)."""
+    def days(m):
+        first, last = (next(d for d in DAYS if d.startswith(g)) for g in (m.group(1), m.group(2)))
+        return f"{first} to {last}"
+
+    return re.sub(rf"\b{_DAY_RE}\s*[-\u2013]\s*{_DAY_RE}(?![\w])", days, text)
+
+
+def _identifiers(text: str) -> str:
+    """Phone, account and reference numbers read digit by digit, as people read them.
+
+    "Tel 01632 960 415" -> "Telephone zero one six three two, nine six zero, four one five";
+    "GDC no. 654321" -> "GDC number six five four three two one"; "TP-2024-0117" keeps "2024" a
+    number and spells "0117". Ranges ("1500-2000 mg") and lists of years stay numbers.
+    """
+    def opener(m):
+        spoken = IDENTIFIER_OPENERS[m.group(1).lower()]
+        return (spoken.capitalize() if m.group(1)[0].isupper() else spoken) + " "
+
+    openers = "|".join(re.escape(w) for w in sorted(IDENTIFIER_OPENERS, key=len, reverse=True))
+    text = re.sub(rf"(?i)(?<![\w.])({openers})(?![\w])\s*:?\s*(?=[+(#]?\d|[A-Za-z]{1,4}-?\d)", opener, text)
+    text = re.sub(r"(?<![\w.])(N)os\.\s*(?=\d)|(?<![\w.])(n)os\.\s*(?=\d)",
+                  lambda m: ("Numbers " if m.group(1) else "numbers "), text)
+
+    def groups(m):
+        parts = re.findall(r"\d+", m.group(0))
+        lead_zero = any(p.startswith("0") for p in parts)  # "2024-0042" is a code, no range
+        hyphen_range = len(parts) == 2 and "-" in m.group(0) and " " not in m.group(0).strip()
+        if not lead_zero and (len("".join(parts)) < 7 or sum(len(p) >= 3 for p in parts) < 2 or hyphen_range
+                              or all(len(p) == 4 and p[:2] in ("19", "20") for p in parts)):
+            return m.group(0)
+        plus = "plus " if m.group(0).startswith("+") else ""
+        return f" {plus}" + ", ".join(say_number(p, digit_by_digit=True) for p in parts) + ", "
+
+    text = re.sub(r"(?<![\w.,:/-])\+?\(?\d{1,6}\)?(?:(?: |-|\) ?)\d{2,6})+(?![\w:/]|[.,]\d)", groups, text)
+    # digits in a code ("ABC-12345", "SN00731"): digit by digit; a year-like group stays a year
+    text = re.sub(r"(?<=[A-Za-z])-?(\d{4,})(?![\w]|[.,]\d)",
+                  lambda m: " " + (m.group(1) if re.fullmatch(r"(?:19|20)\d\d", m.group(1))
+                                   else say_number(m.group(1), digit_by_digit=True)), text)
+    # a number with a leading zero ("09913", "0117") is a code, never a quantity
+    text = re.sub(r"(?<![\w.,:/])0\d+(?![\w:/]|[.,]\d)", lambda m: say_number(m.group(0), digit_by_digit=True), text)
+    words = "|".join(re.escape(w) for w in sorted(IDENTIFIER_WORDS, key=len, reverse=True))
+    return re.sub(rf"(?i)(?<![\w])({words})(?:(?<=[.#])|(?![\w]))\s*:?\s*(\d{{4,}})(?![\w]|[.,]\d)",
+                  lambda m: f"{m.group(1)} {say_number(m.group(2), digit_by_digit=True)}", text)
 
 
 def _ratios(text: str) -> str:
@@ -137,6 +200,8 @@ def _ratios(text: str) -> str:
         left, right = m.group(1), m.group(2)
         if left == "1" and int(right.replace(",", "")) >= 1000:
             return f"one in {say_number(right)}"
+        if len(left) > 3 or len(right) > 3:  # "ISO 13485:2016" is a name and a year, not a ratio
+            return m.group(0)
         return f"{say_number(left)} to {say_number(right)}"
 
     return re.sub(r"(?<![\w:.,])(\d+):(\d{1,3}(?:,\d{3})+|\d+)(?![\w:]|[.,]\d)", ratio, text)
@@ -155,7 +220,7 @@ def _every_hours(text: str) -> str:
 def _money(text: str) -> str:
     def money(m):
         one, many, sub_one, sub_many = CURRENCIES[m.group(1)]
-        amount, scale = m.group(2).replace(",", ""), m.group(3)
+        amount, scale = m.group(2).replace(",", ""), MONEY_SCALES.get(m.group(3) or "")
         if scale:
             return f"{say_number(amount)} {scale} {many}"
         whole, _, cents = amount.partition(".")
@@ -165,7 +230,18 @@ def _money(text: str) -> str:
             spoken += f" and {_words(c)} {sub_one if c == 1 else sub_many}"
         return spoken
 
-    return re.sub(rf"([$\u00a3\u20ac])\s?({NUM})(?:\s?(thousand|million|billion)\b)?", money, text)
+    scales = "|".join(sorted(MONEY_SCALES, key=len, reverse=True))
+    return re.sub(rf"([$\u00a3\u20ac])\s?({NUM})(?:\s?({scales})(?![\w]))?", money, text)
+
+
+def _decades(text: str) -> str:
+    """"the 1990s" -> "the nineteen nineties", "the '80s" -> "the eighties" (never "seconds")."""
+    def decade(m):
+        spoken = _year(m.group(1)) if len(m.group(1)) == 4 else _words(int(m.group(1)))
+        return spoken[:-1] + "ies" if spoken.endswith("y") else spoken + "s"
+
+    text = re.sub(r"(?<![\w.,])((?:1[0-9]|20)\d0)'?s(?![\w])", decade, text)
+    return re.sub(r"(?:(?<=\bthe )|(?<=\bThe )|(?<![\w.,])')([1-9]0)'?s(?![\w])", decade, text)
 
 
 @lru_cache(maxsize=32)
@@ -199,8 +275,8 @@ def _quantities(text: str, table: AbbreviationTable) -> str:
 
 
 def _multipliers(text: str) -> str:
-    text = re.sub(r"(?<![\w])[x\u00d7]\s?(\d+)\b", lambda m: f"times {_words(int(m.group(1)))}", text)
-    return re.sub(r"\b(\d+)\s?[x\u00d7](?![\w])", lambda m: f"{_words(int(m.group(1)))} times", text)
+    text = re.sub(rf"(?<![\w])[x\u00d7]\s?({NUM})(?![\w]|[.,]\d)", lambda m: f"times {say_number(m.group(1))}", text)
+    return re.sub(rf"(?<![\w.,])({NUM})\s?[x\u00d7](?![\w])", lambda m: f"{say_number(m.group(1))} times", text)
 
 
 def _fractions(text: str) -> str:
@@ -210,6 +286,7 @@ def _fractions(text: str) -> str:
             return f"{_words(num)} {FRACTIONS[den][num > 1]}"
         return f"{_words(num)} over {_words(den)}"
 
+    text = re.sub(r"(?<![\w/.])24/7(?![\w/])", "twenty four seven", text)
     return re.sub(r"(?<![\w/.])(\d+)/(\d+)(?![\w/])", fraction, text)
 
 
@@ -287,7 +364,8 @@ def to_spoken(text: str, table: AbbreviationTable) -> str:
         the spoken sentence (letters, spaces and . , ? ! ' - only), "" when nothing is left.
     """
     text = unicodedata.normalize("NFKC", text).replace("\u00b5", "\u03bc")
-    for step in (_radiotelephony, _dates, _times, _ratios, _every_hours, _money, _negatives):
+    for step in (_radiotelephony, _dates, _day_ranges, _times, _identifiers, _ratios, _every_hours, _money, _decades,
+                 _negatives):
         text = step(text)
     text = _quantities(text, table)
     for step in (_multipliers, _fractions, _ranges, _numbers):

@@ -34,6 +34,25 @@ TABLE = abbreviation_table()
     # British prescribing
     ("Ibuprofen 400 mg q.d.s., 1 tsp t.d.s., 10 ml BD nocte.",
      "Ibuprofen four hundred milligrams four times a day, one teaspoon three times a day, ten milliliters twice a day at night."),
+    # identifiers and phone numbers digit by digit, groups kept; ranges and years stay numbers
+    ("Tel 01632 960 415, GDC no. 654321.",
+     "Telephone zero one six three two, nine six zero, four one five, GDC number six five four three two one."),
+    ("Call (555) 123-4567 or +44 1632 960415.",
+     "Call five five five, one two three, four five six seven, or plus four four, one six three two, "
+     "nine six zero four one five."),
+    ("Record no. 09913, ref ABC-12345, invoice 2024-0042.",
+     "Record number zero nine nine one three, ref ABC one two three four five, invoice two zero two four, "
+     "zero zero four two."),
+    ("No. 3 bur, 1500-2000 mg, 2019 2020.", "Number three bur, one thousand five hundred to two thousand milligrams, "
+     "two thousand and nineteen two thousand and twenty."),
+    # decimals before "x", decades, money scales, days and clock ranges, review dates
+    ("Implant 4.1 x 10 mm, incl. kit.", "Implant four point one times ten millimeters, including kit."),
+    ("In the 1990s and the '80s, not 10s.", "In the nineteen nineties and the eighties, not ten seconds."),
+    ("Revenue $4.2bn, cost £300k.", "Revenue four point two billion dollars, cost three hundred thousand pounds."),
+    ("Open 24/7, Mon-Fri 9am-5pm, Sat 08:30-12:00.",
+     "Open twenty four seven, Monday to Friday nine a m to five p m, Sat oh eight thirty to twelve o'clock."),
+    ("Review: 03/2025, ISO 13485:2016.",
+     "Review, March twenty twenty five, ISO thirteen thousand four hundred and eighty five, two thousand and sixteen."),
 ])
 def test_written_becomes_spoken(written, spoken):
     assert to_spoken(written, TABLE) == spoken
