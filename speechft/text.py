@@ -24,7 +24,8 @@ _SPOKEN_VARIANTS = {r"\bniner\b": "nine"}
 # For scoring also "ninth", which it misses because it builds ordinals as cardinal + "th": "the
 # ninth" stayed a word while the hypothesis "the 9th" became "9th", one error for the same date.
 # (Training targets keep their words: `written_form` uses _SPOKEN_VARIANTS only.)
-_SCORING_VARIANTS = {**_SPOKEN_VARIANTS, r"\bninth\b": "nineth"}
+# And "o'clock", whose "o" it reads as a zero ("ten o'clock" -> "100 clock").
+_SCORING_VARIANTS = {**_SPOKEN_VARIANTS, r"\bninth\b": "nineth", r"\bo'\s?clock\b": "oclock"}
 
 
 @lru_cache(maxsize=1)

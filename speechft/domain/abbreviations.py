@@ -42,9 +42,20 @@ UNITS: dict[str, str] = {
     "\u00b0": "degree|degrees", "%": "percent|percent", "Hz": "hertz|hertz", "kHz": "kilohertz|kilohertz",
     "MHz": "megahertz|megahertz", "mph": "mile per hour|miles per hour", "kcal": "kilocalorie|kilocalories",
     "tsp": "teaspoon|teaspoons", "tbsp": "tablespoon|tablespoons",
+    # engineering, IT and trade
+    "Nm": "newton meter|newton meters", "psi": "p s i|p s i", "kPa": "kilopascal|kilopascals", "bar": "bar|bar",
+    "V": "volt|volts", "A": "amp|amps", "W": "watt|watts", "kW": "kilowatt|kilowatts",
+    "kWh": "kilowatt hour|kilowatt hours", "mAh": "milliamp hour|milliamp hours", "mi": "mile|miles",
+    "mpg": "mile per gallon|miles per gallon", "lb": "pound|pounds", "lbs": "pound|pounds", "oz": "ounce|ounces",
+    "ft-lb": "foot pound|foot pounds", "ft-lbs": "foot pound|foot pounds", "ms": "millisecond|milliseconds",
+    "KB": "kilobyte|kilobytes", "kB": "kilobyte|kilobytes", "MB": "megabyte|megabytes", "GB": "gigabyte|gigabytes",
+    "TB": "terabyte|terabytes", "Mbps": "megabit per second|megabits per second",
+    "Gbps": "gigabit per second|gigabits per second", "GHz": "gigahertz|gigahertz",
+    "fps": "frame per second|frames per second",
 }
 # Units that are also common words or letters: expanded after a number or "/", never alone.
-UNITS_ONLY_AFTER_NUMBERS = {"g", "L", "U", "m", "s", "h", "hr", "min", "sec", "wk", "yr", "mol", "ug", "\u00b0"}
+UNITS_ONLY_AFTER_NUMBERS = {"g", "L", "U", "m", "s", "h", "hr", "min", "sec", "wk", "yr", "mol", "ug", "\u00b0",
+                            "V", "A", "W", "mi", "ms", "bar", "KB", "kB", "MB", "GB", "TB", "lb", "oz"}
 # Words after "/" that are not units ("mg/kg/day").
 PER_WORDS = {"d": "day", "day": "day", "dose": "dose", "week": "week", "month": "month"}
 
@@ -72,7 +83,8 @@ WORDS: dict[str, str] = {
     "incl.": "including", "excl.": "excluding", "encl.": "enclosed", "ext.": "extension", "tel.": "telephone",
     "pp.": "pages", "fig.": "figure", "vol.": "volume", "sect.": "section", "dept.": "department",
     "ref.": "reference", "qty": "quantity", "max.": "maximum", "avg.": "average", "Rd.": "Road", "Ave.": "Avenue",
-    "nos.": "numbers", "appt": "appointment", "Appt": "Appointment", "appt.": "appointment",
+    "nos.": "numbers", "min.": "minimum", "ea.": "each", "P/N": "part number", "n/a": "not applicable",
+    "N/A": "not applicable", "A/C": "A C", "appt": "appointment", "Appt": "Appointment", "appt.": "appointment",
     "Dr.": "Doctor", "Dr": "Doctor", "Mr.": "Mister", "Mr": "Mister", "Mrs.": "Missus", "Mrs": "Missus",
     "Ms.": "Miz", "Prof.": "Professor", "St.": "Saint", "a.m.": "a m", "p.m.": "p m",
     "Jan.": "January", "Feb.": "February", "Mar.": "March", "Apr.": "April", "Aug.": "August", "Sep.": "September",

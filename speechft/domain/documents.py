@@ -27,6 +27,8 @@ TABLE_MODES = ("rows", "skip")
 NON_FINAL = {
     "e.g", "i.e", "cf", "viz", "vs", "approx", "ca", "al", "dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr", "no",
     "fig", "mg", "mcg", "kg", "ml", "tab", "tabs", "cap", "caps", "inj", "dept", "min", "max",
+    # dotted abbreviations of the built-in table that run on ("incl. VAT", "ext. 214")
+    "incl", "excl", "ext", "tel", "ref", "pp", "vol", "sect", "nos", "ea", "avg", "appt",
 }
 CAN_END = {"a.m", "p.m", "etc"}  # dotted abbreviations that often do end a sentence
 PLAIN_HEADING_WORDS = 8  # an all-caps line or a "Label:" line of at most this many words is a heading

@@ -36,6 +36,10 @@ IDENTIFIER_OPENERS = {"no.": "number", "tel": "telephone", "tel.": "telephone", 
 MONEY_SCALES = {"thousand": "thousand", "million": "million", "billion": "billion", "trillion": "trillion",
                 "k": "thousand", "K": "thousand", "m": "million", "M": "million", "mn": "million", "bn": "billion",
                 "b": "billion", "tn": "trillion"}
+# "$145/hr", "£25/month": money per a unit of time or a count
+MONEY_PER = {"h": "hour", "hr": "hour", "hour": "hour", "d": "day", "day": "day", "wk": "week", "week": "week",
+             "mo": "month", "month": "month", "yr": "year", "year": "year", "min": "minute", "night": "night",
+             "person": "person", "user": "user", "seat": "seat", "unit": "unit", "item": "item"}
 CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "\u00a3": ("pound", "pounds", "penny", "pence"),
               "\u20ac": ("euro", "euros", "cent", "cents")}
 RUNWAY_SIDES = {"L": "left", "R": "right", "C": "center"}  # "runway 27L"
@@ -84,6 +88,29 @@ def _month(name: str) -> str:
     return next(m for m in MONTHS if m.lower().startswith(name.lower()[:3]))
 
 
+WEB_TLDS = "com|org|net|edu|gov|io|co|uk|de|fr|eu|info|biz|us|ca|au|app|dev|ai"
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL = re.compile(rf"(?:https?://)?(?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:{WEB_TLDS})\b(?:/[\w\-./?=&%#]*[\w/])?")
+
+
+def _web(text: str) -> str:
+    """Addresses as people say them: "support@example.com" -> "support at example dot com",
+    "www.example.com/help" -> "w w w dot example dot com slash help", "192.168.1.10" ->
+    "one nine two dot one six eight dot one dot one zero"."""
+    def say(address: str) -> str:
+        address = re.sub(r"^https?://", "", address).rstrip("/")
+        address = re.sub(r"^www\.", "w w w.", address)
+        for symbol, word in (("@", " at "), (".", " dot "), ("/", " slash "), ("-", " dash "), ("_", " underscore "),
+                             ("?", " "), ("=", " equals "), ("&", " and "), ("#", " "), ("%", " percent ")):
+            address = address.replace(symbol, word)
+        address = re.sub(r"\d+", lambda m: f" {say_number(m.group(0), digit_by_digit=True)} ", address)
+        return " " + " ".join(address.split()) + " "
+
+    text = re.sub(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)", lambda m: say(m.group(0)), text)
+    text = _EMAIL.sub(lambda m: say(m.group(0)), text)
+    return _URL.sub(lambda m: say(m.group(0)), text)
+
+
 def _radiotelephony(text: str) -> str:
     words = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in DIGIT_BY_DIGIT_AFTER)
 
@@ -114,7 +141,7 @@ def _dates(text: str) -> str:
         year = f", {_year(m.group('year'))}" if m.group("year") else ""
         return f"{_month(m.group('month'))} {_ordinal(int(m.group('day')))}{year}"
 
-    text = re.sub(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", iso, text)
+    text = re.sub(r"\b(\d{4})([-/])(\d{1,2})\2(\d{1,2})\b", lambda m: iso(re.match(r"(\d+).(\d+).(\d+)", m.group(0))), text)
     text = re.sub(r"\b(\d{1,2})[/.](\d{1,2})[/.](\d{4}|\d{2})\b", numeric, text)
     # "03/2025" (a review date): month and year
     text = re.sub(r"(?<![\w/.])(0?[1-9]|1[0-2])/((?:19|20)\d\d)(?![\w/])",
@@ -146,13 +173,31 @@ def _times(text: str) -> str:
     return re.sub(rf"\b(?P<h>\d{{1,2}})(?P<m>){ampm}", clock, text)
 
 
+def _code_part(part: str) -> str:
+    """One part of a hyphenated code, its digits read now (so "10W" stays no "ten watts")."""
+    if re.fullmatch(r"(?:19|20)\d\d", part):
+        return _year(part)
+
+    def digits(m):
+        run = m.group(0)
+        return f" {say_number(run, digit_by_digit=len(run) >= 4 or run.startswith('0'))} "
+
+    return " ".join(re.sub(r"\d+", digits, part).split())
+
+
 def _day_ranges(text: str) -> str:
     """"Mon-Fri" -> "Monday to Friday" (a lone "Sun" or "Wed" may be a word: left alone)."""
     def days(m):
         first, last = (next(d for d in DAYS if d.startswith(g)) for g in (m.group(1), m.group(2)))
         return f"{first} to {last}"
 
-    return re.sub(rf"\b{_DAY_RE}\s*[-\u2013]\s*{_DAY_RE}(?![\w])", days, text)
+    text = re.sub(rf"\b{_DAY_RE}\s*[-\u2013]\s*{_DAY_RE}(?![\w])", days, text)
+    # "Fri 15 March", "Sat 10am-2pm", "closed Sun": a day abbreviation before a date or a time, or
+    # after a word that opens a day
+    full = lambda m: next(d for d in DAYS if d.startswith(m.group(1)))  # noqa: E731
+    text = re.sub(rf"\b{_DAY_RE}(?=,?\s+(?:\d|the\s))", full, text)
+    return re.sub(rf"\b(on|by|until|closed|every|from|next|last) {_DAY_RE.replace('(Mon', '(?P<day>Mon')}(?![\w])",
+                  lambda m: f"{m.group(1)} {next(d for d in DAYS if d.startswith(m.group('day')))}", text)
 
 
 def _identifiers(text: str) -> str:
@@ -167,14 +212,27 @@ def _identifiers(text: str) -> str:
         return (spoken.capitalize() if m.group(1)[0].isupper() else spoken) + " "
 
     openers = "|".join(re.escape(w) for w in sorted(IDENTIFIER_OPENERS, key=len, reverse=True))
-    text = re.sub(rf"(?i)(?<![\w.])({openers})(?![\w])\s*:?\s*(?=[+(#]?\d|[A-Za-z]{1,4}-?\d)", opener, text)
+    text = re.sub(rf"(?i)(?<![\w.])({openers})(?![\w])\s*:?\s*(?=[+(#]?\d|[A-Za-z]{{1,4}}-?\d)", opener, text)
     text = re.sub(r"(?<![\w.])(N)os\.\s*(?=\d)|(?<![\w.])(n)os\.\s*(?=\d)",
                   lambda m: ("Numbers " if m.group(1) else "numbers "), text)
 
+    # "+49 30 123456", "+1 (800) 555-0199": an international number, every group digit by digit
+    text = re.sub(r"(?<![\w+])\+\d{1,3}(?:(?: |-|\) ?| ?\()?\d{1,6})+(?![\w:/]|[.,]\d)",
+                  lambda m: " plus " + ", ".join(say_number(p, digit_by_digit=True) for p in re.findall(r"\d+", m.group(0)))
+                  + ", ", text)
+    # a code mixing letters and digits around hyphens ("ORD-2024-55102", "8C3Z-6758-A", "COVID-19"):
+    # its parts apart, long digit runs digit by digit, a year-like part a year
+    # (its first part has a letter: "2-4x" and "45-year-old" are no codes)
+    text = re.sub(r"(?<![\w-])(?=[\w-]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+(?![\w-])",
+                  lambda m: " ".join(_code_part(p) for p in m.group(0).split("-")), text)
+
     def groups(m):
         parts = re.findall(r"\d+", m.group(0))
-        lead_zero = any(p.startswith("0") for p in parts)  # "2024-0042" is a code, no range
-        hyphen_range = len(parts) == 2 and "-" in m.group(0) and " " not in m.group(0).strip()
+        if re.fullmatch(r"[1-9]\d{0,2}(?: \d{3})+", m.group(0)):  # "1 500 000": a thousands separator
+            return "".join(parts)
+        lead_zero = any(len(p) > 1 and p.startswith("0") for p in parts)  # "2024-0042" is a code, no range
+        hyphen_range = (len(parts) == 2 and "-" in m.group(0) and " " not in m.group(0).strip()
+                        and int(parts[1]) > int(parts[0]))  # "43512-42050" falls: a part number
         if not lead_zero and (len("".join(parts)) < 7 or sum(len(p) >= 3 for p in parts) < 2 or hyphen_range
                               or all(len(p) == 4 and p[:2] in ("19", "20") for p in parts)):
             return m.group(0)
@@ -221,17 +279,19 @@ def _money(text: str) -> str:
     def money(m):
         one, many, sub_one, sub_many = CURRENCIES[m.group(1)]
         amount, scale = m.group(2).replace(",", ""), MONEY_SCALES.get(m.group(3) or "")
+        per = f" per {MONEY_PER[m.group(4)]}" if m.group(4) else ""
         if scale:
-            return f"{say_number(amount)} {scale} {many}"
+            return f"{say_number(amount)} {scale} {many}{per}"
         whole, _, cents = amount.partition(".")
         spoken = f"{_words(int(whole or 0))} {one if whole == '1' else many}"
         if cents and int(cents[:2].ljust(2, "0")):
             c = int(cents[:2].ljust(2, "0"))
             spoken += f" and {_words(c)} {sub_one if c == 1 else sub_many}"
-        return spoken
+        return spoken + per
 
     scales = "|".join(sorted(MONEY_SCALES, key=len, reverse=True))
-    return re.sub(rf"([$\u00a3\u20ac])\s?({NUM})(?:\s?({scales})(?![\w]))?", money, text)
+    per = "|".join(sorted(MONEY_PER, key=len, reverse=True))
+    return re.sub(rf"([$\u00a3\u20ac])\s?({NUM})(?:\s?({scales})(?![\w]))?(?:\s?/\s?({per})\b)?", money, text)
 
 
 def _decades(text: str) -> str:
@@ -270,12 +330,16 @@ def _quantities(text: str, table: AbbreviationTable) -> str:
         number = say_number(lo) + (f" to {say_number(hi)}" if hi else "")
         return f"{number} {singular if lo == '1' and not hi else plural}{_per(table, tail)}"
 
+    # "20%-30%", "5 mm - 10 mm": the unit once, after the range
+    text = re.sub(rf"(?<![\w.,/])({NUM})\s*({any_unit})\s*(-|\u2013)\s*({NUM})\s*\2(?![\w])", r"\1\3\4 \2", text)
     pattern = rf"(?<![\w.,/])({NUM})(?:\s*(?:-|\u2013|to)\s*({NUM}))?\s*({any_unit})((?:/(?:{per}))*)(?![\w])"
     return re.sub(pattern, quantity, text)
 
 
 def _multipliers(text: str) -> str:
     text = re.sub(rf"(?<![\w])[x\u00d7]\s?({NUM})(?![\w]|[.,]\d)", lambda m: f"times {say_number(m.group(1))}", text)
+    text = re.sub(rf"(?<![\w.,])({NUM})\s*[-\u2013]\s*({NUM})\s?[x\u00d7](?![\w])",  # "2-4x/yr"
+                  lambda m: f"{say_number(m.group(1))} to {say_number(m.group(2))} times", text)
     return re.sub(rf"(?<![\w.,])({NUM})\s?[x\u00d7](?![\w])", lambda m: f"{say_number(m.group(1))} times", text)
 
 
@@ -286,13 +350,13 @@ def _fractions(text: str) -> str:
             return f"{_words(num)} {FRACTIONS[den][num > 1]}"
         return f"{_words(num)} over {_words(den)}"
 
-    text = re.sub(r"(?<![\w/.])24/7(?![\w/])", "twenty four seven", text)
+    text = re.sub(r"(?<![\w/.])24/7(?![\w/])", "twenty four, seven", text)
     return re.sub(r"(?<![\w/.])(\d+)/(\d+)(?![\w/])", fraction, text)
 
 
 def _negatives(text: str) -> str:
     # A minus opens a number after a space or "(", not after another number ("5 -10" is a range).
-    return re.sub(r"(?<![\w.])(?<!\d\s)[-\u2212](?=\d)", "minus ", text)
+    return re.sub(r"(?<![\w.%])(?<!\d\s)[-\u2212](?=\d)", "minus ", text)
 
 
 def _ranges(text: str) -> str:
@@ -303,6 +367,9 @@ def _ranges(text: str) -> str:
 def _numbers(text: str) -> str:
     text = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b", lambda m: _ordinal(int(m.group(1))), text)
     text = re.sub(rf"(?i)\b({YEAR_WORDS})\s+(1[89]\d\d|20\d\d)\b", lambda m: f"{m.group(1)} {_year(m.group(2))}", text)
+    # "Q1 2024", "H2 2025", "FY2023": a quarter, half or fiscal year is followed by a year
+    text = re.sub(r"\b(Q[1-4]|H[12]|FY)\s*(20\d\d|19\d\d)\b", lambda m: f"{m.group(1)} {_year(m.group(2))}", text)
+    text = re.sub(r"(?<![\w.])v(?=\d)", "version ", text)  # "v2.1.3"
     # Digits glued to letters ("B12", "COVID-19") are read on their own: "B twelve".
     return re.sub(NUM, lambda m: f" {say_number(m.group(0))} ", text)
 
@@ -331,6 +398,9 @@ def _abbreviations(text: str, table: AbbreviationTable) -> str:
 
 def _symbols(text: str) -> str:
     text = re.sub(r"\s*(?:->|\u2192)\s*", " to ", text)
+    text = re.sub(r"(?<=[A-Za-z])\s+>\s+(?=[A-Z])", ", ", text)  # a menu path: "Settings > Accounts"
+    per = "|".join(sorted(MONEY_PER, key=len, reverse=True))
+    text = re.sub(rf"(?<=[A-Za-z0-9])\s?/\s?({per})s?\b", lambda m: f" per {MONEY_PER[m.group(1)]}", text)
     text = re.sub(r"(?<=[A-Za-z])/(?=[A-Za-z])", " or ", text)
     text = re.sub(r"\s[-\u2013]\s", ", ", text)  # a dash between words is a pause
     text = re.sub(r"-(?=\s|$)|(?<=\s)-", " ", text)  # "COVID- nineteen": a hyphen left by a number
@@ -364,7 +434,7 @@ def to_spoken(text: str, table: AbbreviationTable) -> str:
         the spoken sentence (letters, spaces and . , ? ! ' - only), "" when nothing is left.
     """
     text = unicodedata.normalize("NFKC", text).replace("\u00b5", "\u03bc")
-    for step in (_radiotelephony, _dates, _day_ranges, _times, _identifiers, _ratios, _every_hours, _money, _decades,
+    for step in (_web, _radiotelephony, _dates, _day_ranges, _times, _identifiers, _ratios, _every_hours, _money, _decades,
                  _negatives):
         text = step(text)
     text = _quantities(text, table)

@@ -15,6 +15,7 @@ from speechft.errors import SpeechftError
     ("Seen by J. Smith at 9 a.m. The plan is unchanged.", ["Seen by J. Smith at 9 a.m.", "The plan is unchanged."]),
     ("Take b.i.d. With food.", ["Take b.i.d. With food."]),
     ("Repeat in 3 hours. 2 doses were given.", ["Repeat in 3 hours.", "2 doses were given."]),
+    ("It is £349 incl. VAT. Call ext. 214 now.", ["It is £349 incl. VAT.", "Call ext. 214 now."]),
 ])
 def test_abbreviations_and_decimals_do_not_end_sentences(text, want):
     assert split_sentences(text) == want

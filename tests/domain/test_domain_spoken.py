@@ -43,6 +43,27 @@ TABLE = abbreviation_table()
     ("Record no. 09913, ref ABC-12345, invoice 2024-0042.",
      "Record number zero nine nine one three, ref ABC one two three four five, invoice two zero two four, "
      "zero zero four two."),
+    ("Population 1 500 000, code 020 7946 0958.",
+     "Population one million five hundred thousand, code zero two zero, seven nine four six, zero nine five eight."),
+    ("Claim no. CLM-88231, order ORD-2024-55102, 10W-40 oil, part 43512-42050.",
+     "Claim number CLM eight eight two three one, order ORD twenty twenty four five five one zero two, ten W forty oil, "
+     "part four three five one two, four two zero five zero."),
+    ("Varnish 2-4x/yr for a 45-year-old, 6 units/wk.",
+     "Varnish two to four times per year for a forty five year-old, six units per week."),
+    ("Berlin +49 30 123456, 0-60 mph.",
+     "Berlin plus four nine, three zero, one two three four five six, zero to sixty miles per hour."),
+    # addresses, per, units of trade and IT, days before dates, percent ranges, abbreviations
+    ("Mail support@example.com, see www.example.com/help or 192.168.1.10.",
+     "Mail support at example dot com, see w w w dot example dot com slash help or one nine two dot one six eight dot "
+     "one dot one zero."),
+    ("It costs $145/hr or 50p/min, 12-15 jobs/day.",
+     "It costs one hundred and forty five dollars per hour or fifty p per minute, twelve to fifteen jobs per day."),
+    ("Torque 34 Nm, 32 psi, 900 Mbps, 16 GB, 12V.",
+     "Torque thirty four newton meters, thirty two p s i, nine hundred megabits per second, sixteen gigabytes, "
+     "twelve volts."),
+    ("Reply by Fri 5 Apr, closed Sun, up 20%-30% in Q1 2024, v2.1, min. 5 min, $12.50 ea.",
+     "Reply by Friday the fifth of April, closed Sunday, up twenty to thirty percent in Q one twenty twenty four, "
+     "version two point one, minimum five minutes, twelve dollars and fifty cents each."),
     ("No. 3 bur, 1500-2000 mg, 2019 2020.", "Number three bur, one thousand five hundred to two thousand milligrams, "
      "two thousand and nineteen two thousand and twenty."),
     # decimals before "x", decades, money scales, days and clock ranges, review dates
@@ -50,7 +71,7 @@ TABLE = abbreviation_table()
     ("In the 1990s and the '80s, not 10s.", "In the nineteen nineties and the eighties, not ten seconds."),
     ("Revenue $4.2bn, cost £300k.", "Revenue four point two billion dollars, cost three hundred thousand pounds."),
     ("Open 24/7, Mon-Fri 9am-5pm, Sat 08:30-12:00.",
-     "Open twenty four seven, Monday to Friday nine a m to five p m, Sat oh eight thirty to twelve o'clock."),
+     "Open twenty four, seven, Monday to Friday nine a m to five p m, Saturday oh eight thirty to twelve o'clock."),
     ("Review: 03/2025, ISO 13485:2016.",
      "Review, March twenty twenty five, ISO thirteen thousand four hundred and eighty five, two thousand and sixteen."),
 ])
