@@ -9,7 +9,8 @@
 The respelling is ordinary English words and syllables that every engine can read; capitals
 mark the stressed syllable for the person writing it. An optional third column gives
 phonemes (IPA) for engines that accept them. `tts_text` replaces whole-word, case-insensitive
-matches of a term by its respelling in the text a voice speaks; the reference transcript keeps
+matches of a term by its respelling (an acronym spelled letter by letter, "UR<TAB>u r", only
+where it is written in capitals, so that "IT<TAB>i t" never respells "it") in the text a voice speaks; the reference transcript keeps
 the term as written, so the model learns to write "apixaban" from audio that says it right.
 `speechft lexicon check DOMAIN` (domain/pronunciation.py) finds the terms to add here.
 """
@@ -55,9 +56,17 @@ class Lexicon:
         return Lexicon(kept + (LexiconEntry(term, respelling),))
 
 
-def _pattern(terms: list[str]) -> re.Pattern:
-    alternatives = "|".join(r"\s+".join(map(re.escape, t.split())) for t in terms)
-    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+def _spells_capitals(entry: LexiconEntry) -> bool:
+    """An all-capital term respelled as its own letters ("UR" -> "u r") matches capitals only."""
+    return entry.term.isupper() and entry.term.isalpha() and entry.respelling.lower().split() == list(entry.term.lower())
+
+
+def _pattern(entries: list[LexiconEntry]) -> re.Pattern:
+    def alternative(entry: LexiconEntry) -> str:
+        words = r"\s+".join(map(re.escape, entry.term.split()))
+        return words if _spells_capitals(entry) else f"(?i:{words})"
+
+    return re.compile(rf"(?<![\w-])(?:{'|'.join(map(alternative, entries))})(?![\w-])")
 
 
 def tts_text(sentence: str, lexicon: Lexicon) -> str:
@@ -73,9 +82,15 @@ def tts_text(sentence: str, lexicon: Lexicon) -> str:
     """
     if not lexicon.entries:
         return sentence
-    by_words = {" ".join(e.term.lower().split()): e.respelling.lower() for e in lexicon.entries}
-    pattern = _pattern(sorted((e.term for e in lexicon.entries), key=len, reverse=True))
-    return pattern.sub(lambda m: by_words[" ".join(m.group(0).lower().split())], sentence)
+    exact = {e.term: e.respelling.lower() for e in lexicon.entries if _spells_capitals(e)}
+    by_words = {" ".join(e.term.lower().split()): e.respelling.lower() for e in lexicon.entries if not _spells_capitals(e)}
+    pattern = _pattern(sorted(lexicon.entries, key=lambda e: len(e.term), reverse=True))
+
+    def respell(m: re.Match) -> str:
+        words = " ".join(m.group(0).split())
+        return exact[words] if words in exact else by_words[words.lower()]
+
+    return pattern.sub(respell, sentence)
 
 
 def read_lexicon(path: str | Path) -> Lexicon:
@@ -113,8 +128,9 @@ def load_lexicon(domain_dir: str | Path) -> Lexicon:
     return read_lexicon(path) if path.is_file() else Lexicon()
 
 
-def lexicon_file_text(lexicon: Lexicon | None = None) -> str:
-    """The text of a lexicon.txt: the format as comments, then the entries."""
+def lexicon_file_text(lexicon: Lexicon | None = None, spelled: dict[str, str] | None = None) -> str:
+    """The text of a lexicon.txt: the format as comments, then the entries, then `spelled`
+    (acronym -> letters, written by `speechft new`) under a comment that says where they come from."""
     lines = [
         "# How the TTS voices say this domain's terms (speechft/lexicon.py).",
         f"# One entry a line: {FORMAT}; an optional third TAB column holds IPA phonemes.",
@@ -123,4 +139,11 @@ def lexicon_file_text(lexicon: Lexicon | None = None) -> str:
     ]
     for e in (lexicon.entries if lexicon else ()):
         lines.append("\t".join([e.term, e.respelling] + ([e.phonemes] if e.phonemes else [])))
+    if spelled:
+        lines += [
+            "# Acronyms spelled letter by letter (written by `speechft new`: words of 2-4 capitals that the",
+            "# documents never write in lower case; engines otherwise read some as words, \"UR\" as \"er\").",
+            "# Delete a line to let the voices read that one as a word; these entries match capitals only.",
+        ]
+        lines += [f"{term}\t{letters}" for term, letters in spelled.items()]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,13 @@ def test_respellings_replace_whole_word_terms_in_any_case(tmp_path):
     assert tts_text("No term here.", lex) == "No term here."
 
 
+def test_an_acronym_spelled_as_its_letters_respells_capitals_only():
+    lex = Lexicon((LexiconEntry("UR", "u r"), LexiconEntry("IT", "i t"), LexiconEntry("QNH", "cue en aitch")))
+    assert tts_text("UR six: it is IT, ur qnh.", lex) == "u r six: it is i t, ur cue en aitch."
+    text = lexicon_file_text(spelled={"UR": "u r"})
+    assert text.rstrip().endswith("UR\tu r") and "capitals only" in text
+
+
 def test_longer_terms_win_over_their_parts():
     lex = Lexicon((LexiconEntry("level", "LEV el"), LexiconEntry("flight level", "flite level")))
     assert tts_text("flight level and level", lex) == "flite level and lev el"

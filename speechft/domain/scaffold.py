@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import SpeechftError
 from ..io_utils import atomic_write_text, read_lines, replace_dir
 from ..lexicon import LEXICON_FILE, lexicon_file_text
+from .acronyms import spelled_acronyms
 from ..text import normalize
 from . import files
 from .abbreviations import ABBREVIATIONS_FILE, abbreviation_table, read_abbreviations, table_file_text
@@ -214,7 +215,10 @@ def new_domain(domain: str, terms_file: str | Path, texts: list[str | Path], man
         "terms.txt": "\n".join(terms) + "\n",
         "voices.yaml": files.voices_yaml(domain, _dev_voices()),
         ABBREVIATIONS_FILE: table_file_text(user_entries),
-        LEXICON_FILE: lexicon.read_text(encoding="utf-8") if lexicon.is_file() else lexicon_file_text(),
+        # a kept lexicon.txt stays as the user left it; a new one spells the documents' acronyms
+        LEXICON_FILE: (lexicon.read_text(encoding="utf-8") if lexicon.is_file()
+                       else lexicon_file_text(spelled=spelled_acronyms([*lines["train"], *carriers, *lines["dev"],
+                                                                        *lines["test"]]))),
         "coverage.tsv": coverage_tsv(coverage, list(texts_by_split)),
         "sentences.tsv": _sentences_tsv(splits),
     }

@@ -92,6 +92,9 @@ def test_new_writes_a_valid_domain(inputs, capsys):
                  "coverage.tsv", "sentences.tsv"):
         assert (data / name).is_file(), name
     assert "rivaroxaban" in out and "coverage ->" in out and f"speechft run {recipe / 'recipe.yaml'}" in out
+    # the voices spell the documents' acronyms (INR, ECG), the reference keeps them
+    lexicon = (data / "lexicon.txt").read_text(encoding="utf-8")
+    assert "INR\ti n r" in lexicon and "ECG\te c g" in lexicon
 
     # test and dev sentences come from documents train never saw (sentences.tsv says where each came from)
     rows = [line.split("\t") for line in (data / "sentences.tsv").read_text(encoding="utf-8").splitlines()[1:]]
