@@ -204,8 +204,8 @@ def _identifiers(text: str) -> str:
     """Phone, account and reference numbers read digit by digit, as people read them.
 
     "Tel 01632 960 415" -> "Telephone zero one six three two, nine six zero, four one five";
-    "GDC no. 654321" -> "GDC number six five four three two one"; "TP-2024-0117" keeps "2024" a
-    number and spells "0117". Ranges ("1500-2000 mg") and lists of years stay numbers.
+    "GDC no. 654321" -> "GDC number six five four three two one"; "TP-2024-0117" -> "TP twenty
+    twenty four zero one one seven". Ranges ("1500-2000 mg") and lists of years stay numbers.
     """
     def opener(m):
         spoken = IDENTIFIER_OPENERS[m.group(1).lower()]
@@ -213,8 +213,6 @@ def _identifiers(text: str) -> str:
 
     openers = "|".join(re.escape(w) for w in sorted(IDENTIFIER_OPENERS, key=len, reverse=True))
     text = re.sub(rf"(?i)(?<![\w.])({openers})(?![\w])\s*:?\s*(?=[+(#]?\d|[A-Za-z]{{1,4}}-?\d)", opener, text)
-    text = re.sub(r"(?<![\w.])(N)os\.\s*(?=\d)|(?<![\w.])(n)os\.\s*(?=\d)",
-                  lambda m: ("Numbers " if m.group(1) else "numbers "), text)
 
     # "+49 30 123456", "+1 (800) 555-0199": an international number, every group digit by digit
     text = re.sub(r"(?<![\w+])\+\d{1,3}(?:(?: |-|\) ?| ?\()?\d{1,6})+(?![\w:/]|[.,]\d)",
@@ -236,10 +234,10 @@ def _identifiers(text: str) -> str:
         if not lead_zero and (len("".join(parts)) < 7 or sum(len(p) >= 3 for p in parts) < 2 or hyphen_range
                               or all(len(p) == 4 and p[:2] in ("19", "20") for p in parts)):
             return m.group(0)
-        plus = "plus " if m.group(0).startswith("+") else ""
-        return f" {plus}" + ", ".join(say_number(p, digit_by_digit=True) for p in parts) + ", "
+        return " " + ", ".join(say_number(p, digit_by_digit=True) for p in parts) + ", "
 
-    text = re.sub(r"(?<![\w.,:/-])\+?\(?\d{1,6}\)?(?:(?: |-|\) ?)\d{2,6})+(?![\w:/]|[.,]\d)", groups, text)
+    # national numbers in groups ("01632 960 415", "(555) 123-4567", "943 476 5919")
+    text = re.sub(r"(?<![\w.,:/-])\(?\d{1,6}\)?(?:(?: |-|\) ?)\d{2,6})+(?![\w:/]|[.,]\d)", groups, text)
     # digits in a code ("ABC-12345", "SN00731"): digit by digit; a year-like group stays a year
     text = re.sub(r"(?<=[A-Za-z])-?(\d{4,})(?![\w]|[.,]\d)",
                   lambda m: " " + (m.group(1) if re.fullmatch(r"(?:19|20)\d\d", m.group(1))
