@@ -152,8 +152,11 @@ def test_new_domains_copy_the_medical_settings():
     assert medical["splits"]["test"]["voices"] == files.TEST_VOICES and medical["seed"] == files.PLAN_SEED
     new = yaml.safe_load(files.recipe_yaml("cardio", repo / "recipes"))
     old = yaml.safe_load((repo / "recipes" / "medical" / "recipe.yaml").read_text())
-    # ... except the export's quantization, which a new domain checks on its own dev.
+    # ... except the export's quantization, which a new domain checks on its own dev, and the
+    # WiSE-FT interpolation chosen on a user-made domain's dev.
     assert new["export"].pop("quantization") == "auto" and old["export"].pop("quantization") == "int8"
+    assert new["train"].pop("weight_interpolation") == files.NEW_DOMAIN_INTERPOLATION
+    assert old["train"].pop("weight_interpolation") == 0.5
     assert {k: v for k, v in new.items() if k not in ("name", "data")} == {k: v for k, v in old.items() if k not in ("name", "data")}
 
 
