@@ -9,9 +9,10 @@
 The respelling is ordinary English words and syllables that every engine can read; capitals
 mark the stressed syllable for the person writing it. An optional third column gives
 phonemes (IPA) for engines that accept them. `tts_text` replaces whole-word, case-insensitive
-matches of a term by its respelling (an acronym spelled letter by letter, "UR<TAB>u r", only
-where it is written in capitals, so that "IT<TAB>i t" never respells "it") in the text a voice speaks; the reference transcript keeps
-the term as written, so the model learns to write "apixaban" from audio that says it right.
+matches of a term by its respelling in the text a voice speaks (an acronym spelled letter by
+letter, "UR<TAB>u r", only where it is written in capitals, so that "IT<TAB>i t" never respells
+"it"); the reference transcript keeps the term as written, so the model learns to write
+"apixaban" from audio that says it right.
 `speechft lexicon check DOMAIN` (domain/pronunciation.py) finds the terms to add here.
 """
 

@@ -41,9 +41,9 @@ def spelled_acronyms(sentences: list[str], keep: set[str] = frozenset()) -> dict
     """Acronyms of `sentences` with their spelled letters ({"UR": "u r"}), most frequent first.
 
     An acronym is a word of 2-4 capitals that the sentences never write in lower case (so "OF"
-    in a heading stays a word), not only met next to longer capitalised words (a heading), not in `keep` (terms with a lexicon entry), not a Roman numeral,
-    not one said as a word (SAID_AS_WORDS) and, at four letters, with at most one vowel ("CBCT"
-    is spelled, "NATO" is not).
+    stays a word), not only met next to longer capitalised words (a heading), not in `keep`
+    (terms with a lexicon entry), not a Roman numeral, not one said as a word (SAID_AS_WORDS)
+    and, at four letters, with at most one vowel ("CBCT" is spelled, "NATO" is not).
     """
     lower_words = {w.lower() for s in sentences for w in re.findall(r"[A-Za-z]+", s) if not w.isupper()}
     keep = {k.upper() for k in keep}

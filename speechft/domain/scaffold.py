@@ -20,9 +20,9 @@ from pathlib import Path
 from ..errors import SpeechftError
 from ..io_utils import atomic_write_text, read_lines, replace_dir
 from ..lexicon import LEXICON_FILE, lexicon_file_text
-from .acronyms import spelled_acronyms
 from ..text import normalize
 from . import files
+from .acronyms import spelled_acronyms
 from .abbreviations import ABBREVIATIONS_FILE, abbreviation_table, read_abbreviations, table_file_text
 from .coverage import MIN_TRAIN_OCCURRENCES, TermCoverage, add_carriers, count_terms, coverage_report, coverage_tsv
 from .documents import read_documents

@@ -36,8 +36,8 @@ IDENTIFIER_OPENERS = {"no.": "number", "tel": "telephone", "tel.": "telephone", 
 MONEY_SCALES = {"thousand": "thousand", "million": "million", "billion": "billion", "trillion": "trillion",
                 "k": "thousand", "K": "thousand", "m": "million", "M": "million", "mn": "million", "bn": "billion",
                 "b": "billion", "tn": "trillion"}
-# "$145/hr", "£25/month": money per a unit of time or a count
-MONEY_PER = {"h": "hour", "hr": "hour", "hour": "hour", "d": "day", "day": "day", "wk": "week", "week": "week",
+# Words after "/" read "per" ("$145/hr", "£25/month", "jobs/day"; units after numbers are _quantities')
+SLASH_PER = {"h": "hour", "hr": "hour", "hour": "hour", "d": "day", "day": "day", "wk": "week", "week": "week",
              "mo": "month", "month": "month", "yr": "year", "year": "year", "min": "minute", "night": "night",
              "person": "person", "user": "user", "seat": "seat", "unit": "unit", "item": "item"}
 CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "\u00a3": ("pound", "pounds", "penny", "pence"),
@@ -123,8 +123,8 @@ def _radiotelephony(text: str) -> str:
 
 def _dates(text: str) -> str:
     def iso(m):
-        y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        return f"{MONTHS[mo - 1]} {_ordinal(d)}, {_year(m.group(1))}" if 1 <= mo <= 12 and 1 <= d <= 31 and y else m.group(0)
+        y, mo, d = int(m["y"]), int(m["mo"]), int(m["d"])
+        return f"{MONTHS[mo - 1]} {_ordinal(d)}, {_year(m['y'])}" if 1 <= mo <= 12 and 1 <= d <= 31 and y else m.group(0)
 
     def numeric(m):
         a, b = int(m.group(1)), int(m.group(2))
@@ -141,7 +141,7 @@ def _dates(text: str) -> str:
         year = f", {_year(m.group('year'))}" if m.group("year") else ""
         return f"{_month(m.group('month'))} {_ordinal(int(m.group('day')))}{year}"
 
-    text = re.sub(r"\b(\d{4})([-/])(\d{1,2})\2(\d{1,2})\b", lambda m: iso(re.match(r"(\d+).(\d+).(\d+)", m.group(0))), text)
+    text = re.sub(r"\b(?P<y>\d{4})(?P<sep>[-/])(?P<mo>\d{1,2})(?P=sep)(?P<d>\d{1,2})\b", iso, text)
     text = re.sub(r"\b(\d{1,2})[/.](\d{1,2})[/.](\d{4}|\d{2})\b", numeric, text)
     # "03/2025" (a review date): month and year
     text = re.sub(r"(?<![\w/.])(0?[1-9]|1[0-2])/((?:19|20)\d\d)(?![\w/])",
@@ -173,9 +173,17 @@ def _times(text: str) -> str:
     return re.sub(rf"\b(?P<h>\d{{1,2}})(?P<m>){ampm}", clock, text)
 
 
+_YEAR_LIKE = re.compile(r"(?:19|20)\d\d")
+
+
+def _spell_groups(groups: list[str]) -> str:
+    """Digit groups digit by digit, a pause between groups: "zero one six three two, nine six zero"."""
+    return ", ".join(say_number(g, digit_by_digit=True) for g in groups)
+
+
 def _code_part(part: str) -> str:
     """One part of a hyphenated code, its digits read now (so "10W" stays no "ten watts")."""
-    if re.fullmatch(r"(?:19|20)\d\d", part):
+    if _YEAR_LIKE.fullmatch(part):
         return _year(part)
 
     def digits(m):
@@ -185,19 +193,18 @@ def _code_part(part: str) -> str:
     return " ".join(re.sub(r"\d+", digits, part).split())
 
 
+def _day(abbreviation: str) -> str:
+    return next(d for d in DAYS if d.startswith(abbreviation))
+
+
 def _day_ranges(text: str) -> str:
     """"Mon-Fri" -> "Monday to Friday" (a lone "Sun" or "Wed" may be a word: left alone)."""
-    def days(m):
-        first, last = (next(d for d in DAYS if d.startswith(g)) for g in (m.group(1), m.group(2)))
-        return f"{first} to {last}"
-
-    text = re.sub(rf"\b{_DAY_RE}\s*[-\u2013]\s*{_DAY_RE}(?![\w])", days, text)
+    text = re.sub(rf"\b{_DAY_RE}\s*[-\u2013]\s*{_DAY_RE}(?![\w])", lambda m: f"{_day(m[1])} to {_day(m[2])}", text)
     # "Fri 15 March", "Sat 10am-2pm", "closed Sun": a day abbreviation before a date or a time, or
     # after a word that opens a day
-    full = lambda m: next(d for d in DAYS if d.startswith(m.group(1)))  # noqa: E731
-    text = re.sub(rf"\b{_DAY_RE}(?=,?\s+(?:\d|the\s))", full, text)
-    return re.sub(rf"\b(on|by|until|closed|every|from|next|last) {_DAY_RE.replace('(Mon', '(?P<day>Mon')}(?![\w])",
-                  lambda m: f"{m.group(1)} {next(d for d in DAYS if d.startswith(m.group('day')))}", text)
+    text = re.sub(rf"\b{_DAY_RE}(?=,?\s+(?:\d|the\s))", lambda m: _day(m[1]), text)
+    return re.sub(rf"\b(on|by|until|closed|every|from|next|last) {_DAY_RE}(?![\w])",
+                  lambda m: f"{m[1]} {_day(m[2])}", text)
 
 
 def _identifiers(text: str) -> str:
@@ -216,8 +223,7 @@ def _identifiers(text: str) -> str:
 
     # "+49 30 123456", "+1 (800) 555-0199": an international number, every group digit by digit
     text = re.sub(r"(?<![\w+])\+\d{1,3}(?:(?: |-|\) ?| ?\()?\d{1,6})+(?![\w:/]|[.,]\d)",
-                  lambda m: " plus " + ", ".join(say_number(p, digit_by_digit=True) for p in re.findall(r"\d+", m.group(0)))
-                  + ", ", text)
+                  lambda m: f" plus {_spell_groups(re.findall(r'[0-9]+', m.group(0)))}, ", text)
     # a code mixing letters and digits around hyphens ("ORD-2024-55102", "8C3Z-6758-A", "COVID-19"):
     # its parts apart, long digit runs digit by digit, a year-like part a year
     # (its first part has a letter: "2-4x" and "45-year-old" are no codes)
@@ -234,13 +240,13 @@ def _identifiers(text: str) -> str:
         if not lead_zero and (len("".join(parts)) < 7 or sum(len(p) >= 3 for p in parts) < 2 or hyphen_range
                               or all(len(p) == 4 and p[:2] in ("19", "20") for p in parts)):
             return m.group(0)
-        return " " + ", ".join(say_number(p, digit_by_digit=True) for p in parts) + ", "
+        return f" {_spell_groups(parts)}, "
 
     # national numbers in groups ("01632 960 415", "(555) 123-4567", "943 476 5919")
     text = re.sub(r"(?<![\w.,:/-])\(?\d{1,6}\)?(?:(?: |-|\) ?)\d{2,6})+(?![\w:/]|[.,]\d)", groups, text)
     # digits in a code ("ABC-12345", "SN00731"): digit by digit; a year-like group stays a year
     text = re.sub(r"(?<=[A-Za-z])-?(\d{4,})(?![\w]|[.,]\d)",
-                  lambda m: " " + (m.group(1) if re.fullmatch(r"(?:19|20)\d\d", m.group(1))
+                  lambda m: " " + (m.group(1) if _YEAR_LIKE.fullmatch(m.group(1))
                                    else say_number(m.group(1), digit_by_digit=True)), text)
     # a number with a leading zero ("09913", "0117") is a code, never a quantity
     text = re.sub(r"(?<![\w.,:/])0\d+(?![\w:/]|[.,]\d)", lambda m: say_number(m.group(0), digit_by_digit=True), text)
@@ -277,19 +283,17 @@ def _money(text: str) -> str:
     def money(m):
         one, many, sub_one, sub_many = CURRENCIES[m.group(1)]
         amount, scale = m.group(2).replace(",", ""), MONEY_SCALES.get(m.group(3) or "")
-        per = f" per {MONEY_PER[m.group(4)]}" if m.group(4) else ""
         if scale:
-            return f"{say_number(amount)} {scale} {many}{per}"
+            return f"{say_number(amount)} {scale} {many}"
         whole, _, cents = amount.partition(".")
         spoken = f"{_words(int(whole or 0))} {one if whole == '1' else many}"
         if cents and int(cents[:2].ljust(2, "0")):
             c = int(cents[:2].ljust(2, "0"))
             spoken += f" and {_words(c)} {sub_one if c == 1 else sub_many}"
-        return spoken + per
+        return spoken
 
     scales = "|".join(sorted(MONEY_SCALES, key=len, reverse=True))
-    per = "|".join(sorted(MONEY_PER, key=len, reverse=True))
-    return re.sub(rf"([$\u00a3\u20ac])\s?({NUM})(?:\s?({scales})(?![\w]))?(?:\s?/\s?({per})\b)?", money, text)
+    return re.sub(rf"([$\u00a3\u20ac])\s?({NUM})(?:\s?({scales})(?![\w]))?", money, text)
 
 
 def _decades(text: str) -> str:
@@ -397,8 +401,8 @@ def _abbreviations(text: str, table: AbbreviationTable) -> str:
 def _symbols(text: str) -> str:
     text = re.sub(r"\s*(?:->|\u2192)\s*", " to ", text)
     text = re.sub(r"(?<=[A-Za-z])\s+>\s+(?=[A-Z])", ", ", text)  # a menu path: "Settings > Accounts"
-    per = "|".join(sorted(MONEY_PER, key=len, reverse=True))
-    text = re.sub(rf"(?<=[A-Za-z0-9])\s?/\s?({per})s?\b", lambda m: f" per {MONEY_PER[m.group(1)]}", text)
+    per = "|".join(sorted(SLASH_PER, key=len, reverse=True))
+    text = re.sub(rf"(?<=[A-Za-z0-9])\s?/\s?({per})s?\b", lambda m: f" per {SLASH_PER[m.group(1)]}", text)
     text = re.sub(r"(?<=[A-Za-z])/(?=[A-Za-z])", " or ", text)
     text = re.sub(r"\s[-\u2013]\s", ", ", text)  # a dash between words is a pause
     text = re.sub(r"-(?=\s|$)|(?<=\s)-", " ", text)  # "COVID- nineteen": a hyphen left by a number
