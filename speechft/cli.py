@@ -392,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("domain", help="the new domain's name (lower case, e.g. cardiology)")
     s.add_argument("--terms", required=True, help="the domain's terms, one a line")
     s.add_argument("--text", nargs="+", action="extend", default=[], metavar="FILE_OR_DIR",
-                   help="the domain's documents: text or Markdown files, or folders of them")
+                   help="the domain's documents: text, Markdown, Word (.docx), PDF, HTML or subtitle (.srt, .vtt) "
+                        "files, or folders of them")
     s.add_argument("--manifest", help="real speech (JSON Lines manifest): an extra held-out test set")
     s.add_argument("--force", action="store_true", help="replace an existing domain (keeps its abbreviations.tsv and lexicon.txt)")
     s.add_argument("--sources", default="data_manifests")

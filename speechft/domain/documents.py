@@ -1,6 +1,7 @@
-"""Text files and folders -> documents of written sentences.
+"""Document files and folders -> documents of written sentences.
 
-Reads plain text and Markdown: headings are skipped (they are labels, not speech), bullets and
+Reads plain text and Markdown (Word, PDF, HTML and subtitle files first become Markdown:
+formats.py): headings are skipped (they are labels, not speech), bullets and
 numbered items are sentences of their own, table rows become one sentence each (cells joined
 with commas) or are skipped, and paragraphs are cut into sentences at . ! ? except after
 abbreviations such as "e.g.", "Dr." or "mg." and initials.
@@ -18,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SpeechftError
-from ..io_utils import read_lines
+from .formats import READABLE_SUFFIXES, SAVE_AS, read_document_lines, readable
 
 MIN_DOCUMENTS = 3  # train, dev and test each need a document of their own
-TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")  # read from folders; a file given by name is read whatever its suffix
 TABLE_MODES = ("rows", "skip")
 # Words before a "." that do not end a sentence (lower case, without their final dot).
 NON_FINAL = {
@@ -127,7 +127,7 @@ def _table_rows(rows: list[tuple[int, list[str]]], parse: _FileParse, block: int
 
 
 def _parse_file(path: Path, tables: str, stats: Counter) -> _FileParse:
-    lines = read_lines(path, "text file", "give UTF-8 text or Markdown")
+    lines = read_document_lines(path, stats)
     parse = _FileParse(path)
     para: list[str] = []
     para_line, block, in_bullet = 0, 0, False
@@ -186,20 +186,26 @@ def _parse_file(path: Path, tables: str, stats: Counter) -> _FileParse:
     return parse
 
 
-def _files(paths: list[str | Path]) -> list[Path]:
+def _files(paths: list[str | Path], stats: Counter) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            inside = sorted(f for f in p.rglob("*") if f.is_file()
+                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            found = [f for f in inside if readable(f)]
+            others = [f for f in inside if not readable(f) and not f.name.startswith("~$")]
             if not found:
-                raise SpeechftError(f"folder {p} has no text file ({', '.join(TEXT_SUFFIXES)}). Fix: put the domain's "
-                                    "documents there as UTF-8 text or Markdown")
+                raise SpeechftError(f"folder {p} has no document speechft reads ({', '.join(READABLE_SUFFIXES)}"
+                                    + (f"; it has {', '.join(f.name for f in others[:3])}" if others else "")
+                                    + f"). Fix: put the domain's documents there; {SAVE_AS}")
+            if others:  # said in the summary, so a user sees which files gave no sentences
+                names = ", ".join(f.name for f in others[:3]) + (", ..." if len(others) > 3 else "")
+                stats[f"files left out, not a format speechft reads ({names}; {SAVE_AS})"] += len(others)
             files += found
         elif p.is_file():
             files.append(p)
         else:
-            raise SpeechftError(f"text not found: {p}. Fix: give a text file or a folder of them with --text")
+            raise SpeechftError(f"text not found: {p}. Fix: give a document or a folder of them with --text")
     return list(dict.fromkeys(files))
 
 
@@ -216,13 +222,14 @@ def read_documents(paths: list[str | Path], tables: str = "rows") -> tuple[list[
     """Read text files and folders into sentences, each tagged with its document.
 
     Args:
-        paths: files and folders (folders are read recursively: .txt, .md, .markdown, .text).
+        paths: files and folders (folders are read recursively: text, Markdown, .docx, .pdf, .html,
+            .srt, .vtt; formats.py).
         tables: "rows" reads each table row as a sentence, "skip" leaves tables out (counted).
     Returns:
         (sentences in reading order, the document unit used: "file", "heading" or "block",
          counts of what was skipped or converted).
     Raises:
-        SpeechftError: a path is missing or not UTF-8, or the text has no sentence.
+        SpeechftError: a path is missing or cannot be read, or the text has no sentence.
     """
     if tables not in TABLE_MODES:
         raise SpeechftError(f"tables={tables!r}: use one of {', '.join(TABLE_MODES)}")
@@ -230,7 +237,7 @@ def read_documents(paths: list[str | Path], tables: str = "rows") -> tuple[list[
         raise SpeechftError("no text given. Fix: --text FILE_OR_DIR with the domain's documents (test and dev "
                             "sentences must come from real documents; carrier sentences are for train only)")
     stats: Counter = Counter()
-    parses = [_parse_file(f, tables, stats) for f in _files(paths)]
+    parses = [_parse_file(f, tables, stats) for f in _files(paths, stats)]
     levels = {p.path: _top_repeated_level(p.headings) for p in parses}
     keys = {
         "file": lambda p, s: str(p.path),
