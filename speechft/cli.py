@@ -220,7 +220,8 @@ def cmd_new(args) -> int:
 
     made = new_domain(args.domain, args.terms, args.text, manifest=args.manifest, force=args.force, sources=args.sources,
                       recipes=args.recipes, seed=args.seed, tables=args.tables, min_train=args.min_train,
-                      abbreviations=args.abbreviations)
+                      abbreviations=args.abbreviations,
+                      max_sentences={"train": args.max_train, "dev": args.max_dev, "test": args.max_test})
     print(made.summary())
     return 0
 
@@ -236,6 +237,7 @@ def cmd_lexicon_check(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .config import LONG_AUDIO, QUANTIZATIONS, DataConfig
     from .domain.coverage import MIN_TRAIN_OCCURRENCES
+    from .domain.split import MAX_SENTENCES
 
     p = argparse.ArgumentParser(prog="speechft", description="Adapt pretrained speech recognisers to a domain's vocabulary.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -403,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-train", type=int, default=MIN_TRAIN_OCCURRENCES,
                    help=f"train occurrences per term; carrier sentences add the rest (default {MIN_TRAIN_OCCURRENCES})")
     s.add_argument("--abbreviations", help="an extra abbreviations.tsv (ABBREVIATION<TAB>spoken words)")
+    for split, limit in MAX_SENTENCES.items():
+        s.add_argument(f"--max-{split}", type=int, default=limit, metavar="N",
+                       help=f"at most N {split} sentences from the documents, a seeded sample (default {limit}: a run "
+                            "stays within about 12 minutes on 2 cores; 0: all)")
     s.set_defaults(func=cmd_new)
 
     s = sub.add_parser("lexicon", help="pronunciation lexicon of a domain (data_manifests/DOMAIN/lexicon.txt)")

@@ -27,7 +27,7 @@ from .abbreviations import ABBREVIATIONS_FILE, abbreviation_table, read_abbrevia
 from .coverage import MIN_TRAIN_OCCURRENCES, TermCoverage, add_carriers, count_terms, coverage_report, coverage_tsv
 from .documents import read_documents
 from .spoken import to_spoken, unspoken
-from .split import SPLITS, SpokenSentence, clean, split_by_document
+from .split import MAX_SENTENCES, SPLITS, SpokenSentence, cap, clean, split_by_document
 from .templates import TEMPLATE_COMMENT
 
 RESERVED = {"general": "`speechft prepare general` builds the Asterisk real-speech set"}
@@ -158,7 +158,7 @@ def _dev_voices() -> list[str]:
 def new_domain(domain: str, terms_file: str | Path, texts: list[str | Path], manifest: str | Path | None = None,
                force: bool = False, sources: str | Path = "data_manifests", recipes: str | Path = "recipes",
                seed: int = 0, tables: str = "rows", min_train: int = MIN_TRAIN_OCCURRENCES,
-               abbreviations: str | Path | None = None) -> NewDomain:
+               abbreviations: str | Path | None = None, max_sentences: dict[str, int] | None = None) -> NewDomain:
     """Build a domain's sources and recipe from documents and terms (see the module docstring).
 
     Args:
@@ -171,6 +171,7 @@ def new_domain(domain: str, terms_file: str | Path, texts: list[str | Path], man
         tables: "rows" (each table row a sentence) or "skip".
         min_train: train occurrences every term should have; carrier sentences make up the rest.
         abbreviations: an extra abbreviations.tsv (added to the built-in table and the domain's own).
+        max_sentences: at most this many sentences per split (default split.MAX_SENTENCES; 0: all).
     Returns:
         what was written (`summary()` is the report).
     Raises:
@@ -181,6 +182,9 @@ def new_domain(domain: str, terms_file: str | Path, texts: list[str | Path], man
     data_dir, recipe_dir = Path(sources) / domain, Path(recipes) / domain
     _check_name(domain, [data_dir, recipe_dir], force)
     terms = read_term_list(terms_file)
+    limits = {**MAX_SENTENCES, **(max_sentences or {})}
+    if any(n < 0 for n in limits.values()):
+        raise SpeechftError(f"sentence limits {limits} must be 0 (no limit) or more. Fix: --max-train/--max-dev/--max-test N")
     if abbreviations is not None and not Path(abbreviations).is_file():
         raise SpeechftError(f"abbreviation table not found: {abbreviations}. Fix: check the path of --abbreviations")
     # The domain's own table (kept over --force) and --abbreviations extend the built-in one.
@@ -198,7 +202,8 @@ def new_domain(domain: str, terms_file: str | Path, texts: list[str | Path], man
         reasons = ", ".join(f"{k}: {v}" for k, v in dropped.items())
         raise SpeechftError(f"no usable sentence in {', '.join(map(str, texts))} ({reasons}). Fix: give documents "
                             "with running text, sentences of at least a few words")
-    splits = split_by_document(kept, seed, terms=terms)
+    splits, left_out = cap(split_by_document(kept, seed, terms=terms), limits, seed, terms)
+    dropped.update(left_out)
     texts_by_split = {s: [x.text for x in splits[s]] for s in SPLITS} | ({"real": [u.text for u in real]} if real else {})
     coverage = count_terms(terms, texts_by_split)
     carriers, problems = add_carriers(coverage, lambda s: _speak(s, table, Counter()), min_train, seed)

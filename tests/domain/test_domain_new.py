@@ -185,6 +185,22 @@ def test_new_then_prepare_and_run_writes_a_full_run_folder(inputs, tiny_whisper_
     assert report["recipe"] == DOMAIN and report["train"]["steps"] == 2 and report["eval"]["test"]["after"]["n"] > 0
 
 
+def test_sentence_limits_keep_runs_affordable_and_the_split_honest(inputs, capsys):
+    assert _new(inputs, "--max-train", "4", "--max-test", "2") == 0
+    out = capsys.readouterr().out
+    data = inputs / "data_manifests" / DOMAIN
+    rows = [line.split("\t") for line in (data / "sentences.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    assert sum(r[0] == "train" for r in rows) == 4 and sum(r[0] == "test" for r in rows) == 2
+    assert len(_sentences(data / "test.txt")) == 2 and "test sentences left out, over the 2 a run affords" in out
+    docs = {split: {r[1] for r in rows if r[0] == split} for split in SPLITS}
+    assert not docs["train"] & docs["test"] and not docs["train"] & docs["dev"]
+    train = [normalize(s) for s in _sentences(data / "train.txt")]  # carriers still top up every term
+    for term in TERMS:
+        assert sum(count_term(s, normalize(term)) for s in train) >= MIN_TRAIN_OCCURRENCES, term
+    assert _new(inputs, "--force", "--max-dev", "-1") == 2
+    assert "must be 0 (no limit) or more" in capsys.readouterr().err
+
+
 def _nothing_written(root) -> bool:
     return all(not (root / top).exists() or not any((root / top).iterdir()) for top in ("data_manifests", "recipes"))
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from speechft.domain.coverage import add_carriers, count_terms, coverage_tsv
-from speechft.domain.split import SpokenSentence, clean, split_by_document
+from speechft.domain.split import SpokenSentence, cap, clean, split_by_document
 from speechft.domain.templates import TEMPLATES, carrier_sentences
 from speechft.errors import SpeechftError
 from speechft.text import count_term, normalize
@@ -90,3 +90,20 @@ def test_templates_are_plain_spoken_text_and_vary():
     three = carrier_sentences("apixaban", 3)
     assert len(set(three)) == 3 and carrier_sentences("apixaban", 3) == three
     assert carrier_sentences("heparin", 1) != carrier_sentences("apixaban", 1)
+
+
+def test_cap_keeps_a_seeded_sample_in_reading_order_and_train_keeps_term_sentences_first():
+    splits = {"train": [_s(f"Train sentence {i} says {'apixaban' if i % 10 == 0 else 'nothing'} here.", "t") for i in range(100)],
+              "dev": [_s(f"Dev sentence {i} is here.", "d") for i in range(30)],
+              "test": [_s(f"Test sentence {i} is here.", "x") for i in range(8)]}
+    capped, left_out = cap(splits, {"train": 20, "dev": 12, "test": 0}, seed=3, terms=["apixaban"])
+    assert [len(capped[s]) for s in ("train", "dev", "test")] == [20, 12, 8]
+    for split in ("train", "dev"):  # a subset, in the documents' order
+        positions = [splits[split].index(s) for s in capped[split]]
+        assert positions == sorted(positions)
+    assert sum("apixaban" in s.text for s in capped["train"]) == 10  # every sentence with the term, then the rest
+    assert left_out == {"train sentences left out, over the 20 a run affords (--max-train)": 80,
+                        "dev sentences left out, over the 12 a run affords (--max-dev)": 18}
+    assert cap(splits, {"train": 20, "dev": 12}, seed=3, terms=["apixaban"])[0] == capped  # deterministic
+    assert cap(splits, {"train": 20, "dev": 12}, seed=4, terms=["apixaban"])[0]["dev"] != capped["dev"]
+    assert cap(splits, {}, seed=3)[0] == splits
