@@ -127,6 +127,11 @@ def _docx_rows(table) -> list[list[str]]:
 
 
 def _table_row(cells: list[str]) -> str:
+    """A Markdown table row; a row with one filled cell is a line of text (documents.py reads a
+    table row only with two cells or more)."""
+    filled = [c for c in cells if c]
+    if len(filled) < 2:
+        return filled[0] if filled else ""
     return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
 
 

@@ -105,11 +105,13 @@ def test_html_reads_visible_text_not_scripts_menus_or_footers(tmp_path):
         "<h1>Post-op care</h1><p>Rinse with warm salt water four times a day.<br>Avoid smoking for 48 hours.</p>"
         "<ul><li>Take ibuprofen 400 mg with food.</li><li>Call us if the bleeding goes on.</li></ul>"
         "<table><tr><th>Symptom</th><th>Action</th></tr><tr><td>Swelling &amp; pain</td><td>Ice pack, 20 min</td></tr>"
+        "<tr><td colspan='2'>Ring us for advice at any time.</td></tr>"
         "</table><script>var notSpeech = 'x';</script><footer>Copyright 2024 Greenway Dental Ltd.</footer>"
         "</body></html>", encoding="utf-8")
     assert texts([tmp_path / "care.html"]) == [
         "Rinse with warm salt water four times a day.", "Avoid smoking for 48 hours.",
-        "Take ibuprofen 400 mg with food.", "Call us if the bleeding goes on.", "Swelling & pain, Ice pack, 20 min."]
+        "Take ibuprofen 400 mg with food.", "Call us if the bleeding goes on.", "Swelling & pain, Ice pack, 20 min.",
+        "Ring us for advice at any time."]  # a row of one cell is text, not a table row
 
 
 def test_subtitles_give_cue_text_as_running_sentences(tmp_path):
