@@ -31,6 +31,11 @@ READABLE_SUFFIXES = TEXT_SUFFIXES + OTHER_SUFFIXES
 # a decoding error.
 UNREADABLE_SUFFIXES = (".doc", ".rtf", ".odt", ".pages", ".xls", ".xlsx", ".ppt", ".pptx", ".epub")
 SAVE_AS = "save it as .docx, .pdf, .html or UTF-8 text"
+# Typesetting characters that are no text: ligatures (PDFs set "fixed" as "\ufb01xed"), soft hyphens,
+# zero-width spaces and joiners, a byte-order mark inside the text.
+_TYPESETTING = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
+                              "\ufb05": "st", "\ufb06": "st", "\u00ad": "", "\u200b": "", "\u200c": "", "\u200d": "",
+                              "\u2060": "", "\ufeff": ""})
 
 
 def readable(path: Path) -> bool:
@@ -42,10 +47,15 @@ def read_document_lines(path: Path, stats: Counter) -> list[str]:
     """The lines of one document file as plain text or Markdown.
 
     A file of another suffix is read as text (a user who names a file knows what it holds).
+    Ligatures become letters; soft hyphens and zero-width characters go.
 
     Raises:
         SpeechftError: the file cannot be read (naming it and the fix).
     """
+    return [line.translate(_TYPESETTING) for line in _lines(path, stats)]
+
+
+def _lines(path: Path, stats: Counter) -> list[str]:
     suffix = path.suffix.lower()
     if not path.is_file():
         raise SpeechftError(f"text not found: {path}. Fix: give a text file or a folder of them with --text")
@@ -148,7 +158,8 @@ def _pdf_lines(path: Path, stats: Counter) -> list[str]:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
             raise SpeechftError(f"{path} is a password-protected PDF. Fix: save an unprotected copy, or {SAVE_AS}")
-        pages = [[" ".join(line.split()) for line in (page.extract_text() or "").splitlines()] for page in reader.pages]
+        pages = [[_soft_hyphen_at_end(" ".join(line.split())) for line in (page.extract_text() or "").splitlines()]
+                 for page in reader.pages]
     except SpeechftError:
         raise
     except Exception as e:  # pypdf's own errors and whatever a damaged file makes it raise
@@ -162,6 +173,11 @@ def _pdf_lines(path: Path, stats: Counter) -> list[str]:
     if dropped:
         stats["PDF header, footer and page-number lines dropped"] += dropped
     return _reflow(lines)
+
+
+def _soft_hyphen_at_end(line: str) -> str:
+    """A soft hyphen ending a line is where the typesetter cut a word: a hyphen for _join."""
+    return line[:-1] + "-" if line.endswith("\u00ad") else line
 
 
 def _reflow(lines: list[str]) -> list[str]:

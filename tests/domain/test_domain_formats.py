@@ -89,6 +89,16 @@ def test_pdf_drops_running_headers_and_page_numbers_and_reflows_lines(tmp_path):
         "We wish you a quick and painless recovery."]
 
 
+def test_ligatures_soft_hyphens_and_zero_width_characters_are_no_text(tmp_path):
+    (tmp_path / "leaflet.html").write_text("<p>Your \ufb01xed brace needs \ufb02uoride toothpaste every day.</p>"
+                                           "<p>Brush after every me&shy;al and be\u200bfore bed.</p>", encoding="utf-8")
+    write_pdf(tmp_path / "leaflet.pdf", [["Bite on the gauze for thirty minutes after an extrac\u00ad",
+                                          "tion and rest at home.", "Seen today."]])
+    assert texts([tmp_path / "leaflet.html"]) == ["Your fixed brace needs fluoride toothpaste every day.",
+                                                  "Brush after every meal and before bed."]
+    assert texts([tmp_path / "leaflet.pdf"])[0] == "Bite on the gauze for thirty minutes after an extraction and rest at home."
+
+
 def test_a_hyphen_written_elsewhere_in_the_compound_is_kept_at_a_line_end(tmp_path):
     write_pdf(tmp_path / "notes.pdf", [[
         "The post-op check is booked for every patient who had an extraction at the",
