@@ -21,14 +21,14 @@ CLIPS_DIR = "clips"
 
 
 def _header(tsv: Path) -> list[str]:
-    with open(tsv, encoding="utf-8", newline="") as f:
+    with open(tsv, encoding="utf-8-sig", newline="") as f:  # a TSV re-saved on Windows starts with a BOM
         return next(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), [])
 
 
 def _rows(tsv: Path, clips: Path, cols: dict, split: str) -> Iterator[Row]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     # Sentences hold quotes of their own: Common Voice's TSVs are not quoted.
-    with open(tsv, encoding="utf-8", newline="") as f:
+    with open(tsv, encoding="utf-8-sig", newline="") as f:
         for index, rec in enumerate(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)):
             name = (rec.get(cols["audio"]) or "").strip()
             clip = clips / name

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SpeechftError
@@ -20,6 +20,7 @@ class ImportResult:
     format: str
     out: Path
     splits: dict[str, SplitResult]
+    other_manifests: list[str] = field(default_factory=list)  # in `out`, not written by this import
 
     @property
     def manifests(self) -> dict[str, Path]:
@@ -27,14 +28,17 @@ class ImportResult:
 
     def summary(self) -> str:
         head = f"imported {self.source} ({self.format}) into {self.out}"
-        return "\n".join([head] + [s.summary() for s in self.splits.values()])
+        lines = [head] + [s.summary() for s in self.splits.values()]
+        if self.other_manifests:  # an earlier import's splits that this source no longer has, say
+            lines.append(f"also in {self.out}, not from this import (left as they were): {', '.join(self.other_manifests)}")
+        return "\n".join(lines)
 
 
-def _read(source: str, fmt: str, split: str | None, columns: Columns) -> dict:
+def _read(source: str, fmt: str, split: str | None, columns: Columns, out: Path) -> dict:
     if fmt in TABLE_FORMATS:
         from .hf import read_hf
 
-        return read_hf(source, fmt, split, columns)
+        return read_hf(source, fmt, split, columns, exclude=out)
     if columns.given():
         raise SpeechftError(f"{', '.join(columns.given())} apply to table formats ({', '.join(TABLE_FORMATS)}), "
                             f"not to {fmt}. Fix: leave them out")
@@ -71,8 +75,10 @@ def import_dataset(source: str | Path, out: str | Path, split: str | None = None
             after every split's rows were converted; each file is complete or absent.
     """
     source, out = str(source), Path(out)
+    if out.exists() and not out.is_dir():
+        raise SpeechftError(f"--out {out} is a file. Fix: give a folder (new or existing) for the audio and manifests")
     fmt = detect_format(source, fmt)
-    splits = _read(source, fmt, split, columns)
+    splits = _read(source, fmt, split, columns, out)
     if not splits:
         raise SpeechftError(f"{source} has no split to import. Fix: check the source")
     converted = {}
@@ -88,4 +94,5 @@ def import_dataset(source: str | Path, out: str | Path, split: str | None = None
         manifest = out / f"{name}.jsonl"
         problems, changed = write_validated(manifest, manifest_text(utts, out), limits)
         results[name] = SplitResult(name, manifest, len(utts), written, reused, failed, problems, changed)
-    return ImportResult(source, fmt, out, results)
+    others = sorted(p.name for p in out.glob("*.jsonl") if p.stem not in results)
+    return ImportResult(source, fmt, out, results, others)

@@ -13,11 +13,13 @@ from ..errors import SpeechftError
 # format -> what it looks like, for messages that list the local forms accepted
 FORMATS = {
     "disk": "a Hugging Face `save_to_disk` folder (dataset_info.json + state.json, or dataset_dict.json)",
-    "audiofolder": "an `audiofolder`: audio files with metadata.csv or metadata.jsonl (file_name + text columns)",
+    "audiofolder": "an `audiofolder`: audio files with metadata.csv or metadata.jsonl (file_name + text columns), "
+                   "or split subfolders (train/, test/) of them",
     "parquet": "Parquet file(s), or a folder of them, with an audio column (bytes or paths)",
     "arrow": "Arrow file(s), or a folder of them, with an audio column",
-    "csv": "a CSV/TSV table whose audio column holds file paths (relative to the table)",
-    "json": "a JSON Lines table (a NeMo manifest, say) whose audio column holds file paths",
+    "csv": "a CSV/TSV table (or a folder of them) whose audio column holds file paths (relative to the table)",
+    "json": "a JSON Lines table (a NeMo manifest, say; `offset` + `duration` cut a stretch) whose audio column holds "
+            "file paths",
     "commonvoice": "a Common Voice release folder (train.tsv, dev.tsv, test.tsv or validated.tsv + clips/)",
     "kaldi": "a Kaldi data dir (wav.scp, text, optional utt2spk and segments)",
     "hub": "a dataset id on the Hugging Face hub, e.g. org/name (needs the hub)",
@@ -44,6 +46,13 @@ def _folder_format(folder: Path) -> str | None:
         return "commonvoice"
     if names & set(METADATA_FILES):
         return "audiofolder"
+    subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if any((sub / m).is_file() for sub in subfolders for m in METADATA_FILES):  # train/, test/ audiofolders
+        return "audiofolder"
+    releases = [sub for sub in subfolders if (sub / "clips").is_dir() and {p.name for p in sub.iterdir()} & set(COMMONVOICE_TSVS)]
+    if releases:
+        raise SpeechftError(f"{folder} holds a Common Voice release in {releases[0]}. Fix: import that folder: "
+                            f"speechft import {releases[0]} --out ...")
     suffixes = {p.suffix.lower() for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
     for suffix in TABLE_SUFFIXES:  # in this order: parquet before a stray csv
         if suffix in suffixes:

@@ -1,6 +1,9 @@
 """Sources read through Hugging Face `datasets`: save_to_disk folders, audiofolders, Parquet,
 Arrow, CSV and JSON Lines tables, and hub ids.
 
+CSV cells are read as written (no type guessing: speaker "0012" is not speaker 12). A NeMo
+manifest's `offset` and `duration` cut the row's stretch from its file.
+
 Folders and tables are streamed (`streaming=True`): nothing is copied into datasets' cache.
 The audio column is read undecoded (`Audio(decode=False)`), so a row whose audio cannot be
 decoded still has its id and text for the report; embedded bytes are then decoded through
@@ -33,7 +36,72 @@ def _refuse_empty_saved(path: Path, source: str) -> None:
                                 "Fix: check the source (or import another split with --split)")
 
 
-def _open(source: str, fmt: str) -> dict:
+SPLIT_NAMES = ("train", "dev", "validation", "valid", "test")
+TABLE_FILES = {"csv": (".csv", ".tsv"), "json": (".jsonl", ".json")}
+
+
+def _files(folder: Path, exclude: Path | None) -> list[Path]:
+    """The files of a folder, recursively, without hidden ones and without `exclude` (an --out
+    folder inside the source must not be read back as data)."""
+    skip = exclude.resolve() if exclude is not None else None
+    return sorted(f for f in folder.rglob("*") if f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+                  and (skip is None or not f.resolve().is_relative_to(skip)))
+
+
+def _table_splits(files: list[Path]) -> dict[str, list[str]]:
+    """Table files by split: train.csv, test.csv ... name their splits; other names are one train split."""
+    if files and all(f.stem.lower() in SPLIT_NAMES for f in files):
+        by_split: dict[str, list[str]] = {}
+        for f in files:
+            by_split.setdefault(f.stem.lower(), []).append(str(f))
+        return by_split
+    return {"train": [str(f) for f in files]}
+
+
+def _csv_header(path: Path, delimiter: str) -> list[str]:
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return next(csv.reader(f, delimiter=delimiter), [])
+
+
+def _string_features(tables: list[Path], delimiter: str, audio: bool = False):
+    """Features that read every CSV column as text ("0012" stays a speaker, "007" a transcript),
+    or None when the tables' headers differ (datasets then guesses)."""
+    from datasets import Audio, Features, Value
+
+    headers = {tuple(_csv_header(t, delimiter)) for t in tables}
+    if len(headers) != 1:
+        return None
+    names = [n for n in next(iter(headers)) if n and not (audio and n.endswith("file_name"))]
+    return Features({**({"audio": Audio()} if audio else {}), **{n: Value("string") for n in names}})
+
+
+def _audiofolder_kwargs(path: Path, source: str, exclude: Path | None) -> dict:
+    """Explicit files per split: metadata beside the audio is one train split; metadata in
+    subfolders (train/, test/) makes a split of each. datasets' own guess would split by words in
+    file names ("my_test_clip.wav") and read an --out folder inside the source back in."""
+    from .detect import AUDIO_SUFFIXES, METADATA_FILES
+
+    files = _files(path, exclude)
+    metadata = [f for f in files if f.name in METADATA_FILES]
+    if not metadata:
+        raise SpeechftError(f"{source} has audio files but no metadata.csv or metadata.jsonl, so no transcripts. "
+                            "Fix: add metadata.csv with a file_name and a text column (one row per audio file)")
+    top = [f for f in metadata if f.parent == path]
+    groups = {"train": path} if top else {f.parent.relative_to(path).parts[0]: path / f.parent.relative_to(path).parts[0]
+                                          for f in metadata}
+    data_files = {}
+    for split, folder in groups.items():
+        data_files[split] = [str(f) for f in files if f.is_relative_to(folder)
+                             and (f.suffix.lower() in AUDIO_SUFFIXES or f.name in METADATA_FILES)]
+    csvs = [f for f in metadata if f.suffix == ".csv"]
+    features = _string_features(csvs, ",", audio=True) if csvs and len(csvs) == len(metadata) else None
+    return {"data_files": data_files, **({"features": features} if features is not None else {})}
+
+
+def _open(source: str, fmt: str, exclude: Path | None = None) -> dict:
     """{split: Dataset or IterableDataset} of the source."""
     import datasets
 
@@ -51,9 +119,19 @@ def _open(source: str, fmt: str) -> dict:
                 raise SpeechftError(f"{source} is not a local folder or file, and the dataset hub cannot be reached "
                                     f"(offline). Fix: give a local copy in one of these forms:\n{local_forms()}")
             return dict(datasets.load_dataset(source, streaming=True))
-        kwargs = {"data_dir": str(path)} if path.is_dir() else {"data_files": str(path)}
-        if fmt == "csv" and path.suffix.lower() == ".tsv":
-            kwargs["delimiter"] = "\t"
+        if fmt == "audiofolder" and path.is_dir():
+            kwargs = _audiofolder_kwargs(path, source, exclude)
+        elif fmt in TABLE_FILES and path.is_dir():  # only the tables: a folder holds their audio too
+            tables = [f for f in _files(path, exclude) if f.suffix.lower() in TABLE_FILES[fmt]]
+            kwargs = {"data_files": _table_splits(tables)}
+        else:
+            kwargs = {"data_dir": str(path)} if path.is_dir() else {"data_files": str(path)}
+            tables = [path]
+        if fmt == "csv":
+            delimiter = "\t" if all(t.suffix.lower() == ".tsv" for t in tables) else ","
+            features = _string_features(tables, delimiter)
+            # Every cell as written: no type guessing, and "NA", "None", "null" are text, not missing.
+            kwargs.update(delimiter=delimiter, keep_default_na=False, **({"features": features} if features else {}))
         return dict(datasets.load_dataset(BUILDERS[fmt], streaming=True, **kwargs))
     except SpeechftError:
         raise
@@ -95,11 +173,22 @@ def _stem(audio) -> str | None:
     return Path(name).stem if name else None
 
 
+def _seconds(value) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _rows(ds, cols: dict, base: Path, split: str) -> Iterator[Row]:
     for index, ex in enumerate(ds):
         audio, problem = _audio_ref(ex.get(cols["audio"]), base)
         if isinstance(audio, FileAudio) and not os.path.isfile(audio.path):
             audio, problem = None, f"audio file not found: {audio.path}"
+        offset = _seconds(ex.get("offset"))
+        if isinstance(audio, FileAudio) and offset is not None:  # NeMo: this row is a stretch of the file
+            duration = _seconds(ex.get("duration"))
+            audio = FileAudio(audio.path, offset, offset + duration if duration else None)
         uid = ex.get(cols["id"]) if cols["id"] else _stem(audio)
         speaker = ex.get(cols["speaker"]) if cols["speaker"] else None
         text = ex.get(cols["text"])
@@ -108,8 +197,10 @@ def _rows(ds, cols: dict, base: Path, split: str) -> Iterator[Row]:
                   None if speaker in (None, "") else str(speaker), audio, problem)
 
 
-def read_hf(source: str, fmt: str, split: str | None, columns: Columns) -> dict[str, Iterator[Row]]:
-    """Rows of every split (or of `split`) of a source that `datasets` reads.
+def read_hf(source: str, fmt: str, split: str | None, columns: Columns,
+            exclude: Path | None = None) -> dict[str, Iterator[Row]]:
+    """Rows of every split (or of `split`) of a source that `datasets` reads (files under
+    `exclude`, the import's output folder, are not read).
 
     Raises:
         SpeechftError: the source cannot be read, the split does not exist, or a column is
@@ -117,7 +208,7 @@ def read_hf(source: str, fmt: str, split: str | None, columns: Columns) -> dict[
     """
     from datasets import Audio
 
-    splits = _open(source, fmt)
+    splits = _open(source, fmt, exclude)
     if split is not None:
         if split not in splits:
             raise SpeechftError(f"{source} has no split {split!r}. Splits: {', '.join(splits)}. Fix: --split one of them")

@@ -24,14 +24,17 @@ KALDI_FIX = "a Kaldi data dir needs wav.scp and text (utt2spk and segments are o
 
 def _table(path: Path, min_fields: int) -> dict[str, list[str]]:
     """{first field: the other fields} of a Kaldi table file, in file order."""
-    out = {}
+    out, lines = {}, {}
     for n, line in enumerate(read_lines(path, f"Kaldi file {path.name}", KALDI_FIX), start=1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) < min_fields:
             raise SpeechftError(f"{path}:{n}: expected at least {min_fields} fields, got {line!r}. Fix: {KALDI_FIX}")
-        out[parts[0]] = parts[1:]
+        if parts[0] in out:  # Kaldi's validate_data_dir.sh refuses this too: one of the two would be lost
+            raise SpeechftError(f"{path}:{n}: id {parts[0]!r} is also on line {lines[parts[0]]}. Fix: give each line "
+                                "its own id (Kaldi tables hold one line per id)")
+        out[parts[0]], lines[parts[0]] = parts[1:], n
     return out
 
 

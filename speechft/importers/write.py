@@ -74,6 +74,40 @@ def _write_flac(path: Path, samples: np.ndarray) -> None:
         sf.write(str(tmp), np.clip(samples, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
 
 
+class _WriteError(Exception):
+    def __init__(self, path: Path, cause: OSError):
+        super().__init__(str(cause))
+        self.path, self.cause = path, cause
+
+
+def _write_output(path: Path, samples: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_flac(path, samples)
+    except OSError as e:
+        raise _WriteError(path, e) from e
+    except RuntimeError as e:  # soundfile reports a failed write (a full disk) as LibsndfileError
+        raise _WriteError(path, OSError(f"libsndfile: {str(e).rstrip('.')}; is the disk full?")) from e
+
+
+def _read_rows(rows: Iterable[Row], split: str) -> Iterable[Row]:
+    """The rows, with a reader's failure mid-way (a file that is no table) as one clear error."""
+    it, n = iter(rows), 0
+    while True:
+        try:
+            row = next(it)
+        except StopIteration:
+            return
+        except SpeechftError:
+            raise
+        except Exception as e:  # datasets and pyarrow raise many types for a file they cannot parse
+            raise SpeechftError(f"{split}: reading the source failed after {n} row(s): {_first_line(e)}. Fix: check "
+                                "that its files are what their names say, or force the form with --format; no "
+                                "manifest was written") from e
+        n += 1
+        yield row
+
+
 def _seconds(path: Path) -> float:
     import soundfile as sf
 
@@ -96,7 +130,7 @@ def convert_rows(rows: Iterable[Row], out: Path, split: str) -> tuple[list[Utter
     audio_dir = out / AUDIO_DIR
     utts, failed, written, reused = [], [], 0, 0
     seen: set[str] = set()
-    for row in rows:
+    for row in _read_rows(rows, split):
         if row.problem or row.audio is None:
             failed.append(Failure(row.index, row.id, row.problem or "no audio"))
             continue
@@ -111,8 +145,12 @@ def convert_rows(rows: Iterable[Row], out: Path, split: str) -> tuple[list[Utter
                 samples = row.audio.samples()
                 if samples.size == 0:
                     raise SpeechftError("audio has zero samples")
-                _write_flac(path, samples)
+                _write_output(path, samples)
                 seconds, written = samples.size / SAMPLE_RATE, written + 1
+        except _WriteError as e:  # the output, not the row: stop (a full disk would fail every row alike)
+            raise SpeechftError(f"cannot write {e.path} ({str(e.cause).rstrip('.')}). Fix: free space there or choose "
+                                "another --out; the audio files written so far are complete and an import again "
+                                "reuses them, no manifest was written") from e.cause
         except SpeechftError as e:
             failed.append(Failure(row.index, row.id, str(e).split(". Fix:")[0]))
             continue
