@@ -46,8 +46,15 @@ def cmd_eval(args) -> int:
     from .manifest import read_manifest
     from .text import read_terms
 
-    adapter = _adapter(args.model)
+    if Path(args.manifest).is_dir():
+        raise SpeechftError(f"--manifest {args.manifest} is a folder. Fix: give a JSON Lines manifest file")
     utts = read_manifest(args.manifest)
+    if not utts:
+        raise SpeechftError(f"{args.manifest} has no utterances, so there is nothing to score. Fix: give a manifest "
+                            "with at least one line")
+    adapter = _adapter(args.model)
+    if adapter.family == "whisper":
+        _refuse_over_window(utts, args.manifest)
     terms = read_terms(args.terms) if args.terms else None
     res = evaluate(adapter, utts, uncached(adapter), terms, batch_size=args.batch_size, options=_decode_options(args))
     if args.out:
@@ -55,6 +62,27 @@ def cmd_eval(args) -> int:
     recall = "n/a" if res.term_recall is None else f"{res.term_recall:.4f}"
     print(f"WER {res.wer:.4f}  CER {res.cer:.4f}  term recall {recall}  n={res.n}" + (f"  -> {args.out}" if args.out else ""))
     return 0
+
+
+def _refuse_over_window(utts, manifest: str) -> None:
+    """Whisper scores one 30-s window per utterance: a longer one would be scored on its first 30 s."""
+    import soundfile as sf
+
+    from .audio import WHISPER_MAX_SECONDS
+
+    long = []
+    for u in utts:
+        try:
+            seconds = u.duration if u.duration is not None else sf.info(u.audio_filepath).duration
+        except Exception:  # noqa: BLE001 - an unreadable file is reported when it is decoded
+            continue
+        if seconds > WHISPER_MAX_SECONDS + 0.5:
+            long.append(f"{u.id or u.audio_filepath} ({seconds:.1f} s)")
+    if long:
+        raise SpeechftError(f"{manifest}: {len(long)} utterance(s) longer than Whisper's {WHISPER_MAX_SECONDS:.0f}-s window "
+                            f"would be scored on their first 30 s only: {', '.join(long[:5])}"
+                            f"{', ...' if len(long) > 5 else ''}. Fix: cut them into pieces with `speechft align "
+                            f"{manifest} --out DIR`, or transcribe them whole with `speechft transcribe`")
 
 
 def cmd_validate(args) -> int:
@@ -112,13 +140,47 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def cmd_transcribe(args) -> int:
+def _audio_samples(path: str):
+    """A file's 16 kHz samples, refused when there are none or they are not numbers (as the server does)."""
+    import numpy as np
+
     from .audio import load_audio
 
-    adapter = _adapter(args.model)
-    options = _decode_options(args)
+    audio = load_audio(path)
+    if audio.size == 0:
+        raise SpeechftError(f"{path} holds no samples. Fix: give a non-empty recording")
+    if not np.isfinite(audio).all():
+        raise SpeechftError(f"{path} holds NaN or infinite samples. Fix: re-encode the recording")
+    return audio
+
+
+def _transcriber(args):
+    """audio -> text for `speechft transcribe`: a CT2 export as it is deployed (faster-whisper),
+    any other model through its adapter, audio over 30 s cut at pauses (longform.py)."""
+    from .models.ct2.runtime import is_ct2_dir
+
+    if is_ct2_dir(args.model):
+        from .models.ct2.runtime import load_ct2, transcribe_deployed
+        from .serve.decoding import served_decoding
+
+        model = load_ct2(args.model)
+        decoding, _ = served_decoding(args.model, beams=args.beams, prompt=args.prompt).for_request(None, args.language, False)
+        return lambda audio: transcribe_deployed(model, audio, decoding)[0]
+    from .longform import transcribe_in_clips
+
+    adapter, options = _adapter(args.model), _decode_options(args)
+    return lambda audio: transcribe_in_clips(adapter, audio, options)[0]
+
+
+def cmd_transcribe(args) -> int:
+    for path in map(Path, args.audio):  # every file checked before the model loads
+        if path.is_dir():
+            raise SpeechftError(f"{path} is a folder. Fix: give audio files, e.g. {path}/*.wav")
+        if not path.is_file():
+            raise SpeechftError(f"audio file not found: {path}. Fix: check the path")
+    transcribe = _transcriber(args)
     for path in args.audio:
-        text = adapter.transcribe_audio([load_audio(path)], options)[0]
+        text = transcribe(_audio_samples(path)).strip()
         print(f"{path}\t{text}" if len(args.audio) > 1 else text)
     return 0
 
@@ -234,6 +296,20 @@ def cmd_lexicon_check(args) -> int:
     return 1 if any(c.flagged for c in checks) else 0
 
 
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive whole number")
+    return n
+
+
+def _port(value: str) -> int:
+    n = int(value)
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is no TCP port: use 0-65535 (0: any free port)")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import LONG_AUDIO, QUANTIZATIONS, DataConfig
     from .domain.coverage import MIN_TRAIN_OCCURRENCES
@@ -256,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt", help="decoding prompt text (Whisper; default: the model folder's shipped prompt; '' for none)")
     s.add_argument("--out", help="write the full result JSON here")
     s.add_argument("--beams", type=int, help="beam width (default: the model folder's shipped one, else 1)")
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--batch-size", type=_positive_int, default=16)
     s.add_argument("--language", help="decoding language of multilingual models (default: the model's)")
     s.set_defaults(func=cmd_eval)
 
@@ -293,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=None)
     s.set_defaults(func=cmd_synth)
 
-    s = sub.add_parser("transcribe", help="print the transcript of audio files")
-    s.add_argument("--model", required=True)
+    s = sub.add_parser("transcribe", help="print the transcript of audio files (any length; a CT2 export as it is deployed)")
+    s.add_argument("--model", required=True, help="alias, model folder, hub id, or a CTranslate2 export")
     s.add_argument("audio", nargs="+")
     s.add_argument("--prompt", help="decoding prompt text (Whisper; default: the model folder's shipped prompt; '' for none)")
     s.add_argument("--beams", type=int, help="beam width (default: the model folder's shipped one, else 1)")
@@ -337,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a domain model picked by the request's `model` field: a LoRA run's adapter/ (merged onto "
                         "--model at start) or a merged CT2 export; repeatable")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000, help="0: any free port (printed)")
+    s.add_argument("--port", type=_port, default=8000, help="0: any free port (printed)")
     s.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $SPEECHFT_API_KEY)")
     s.add_argument("--max-upload-mb", type=float, help="request body limit in MiB (larger: 413; default 25)")
     s.add_argument("--workers", type=int, help="uploads decoded at once (the model runs one request at a time; default 4)")

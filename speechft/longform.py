@@ -128,3 +128,33 @@ def nonspeech_summary(hyps: list[str], durations: list[float]) -> dict:
         "share_with_words": (sum(w > 0 for w in words) / len(hyps)) if hyps else None,
         "words_per_minute": (sum(words) / minutes) if minutes else None,
     }
+
+
+CLIPS_PER_BATCH = 8  # clips of one recording decoded together (each is one 30-s window)
+
+
+def transcribe_in_clips(adapter, audio: np.ndarray, options) -> tuple[str, list[dict]]:
+    """Audio of any length through a Hugging Face adapter, as the deployed model hears it.
+
+    Up to Whisper's 30-s window: one window, exactly as `speechft eval` decodes. Longer audio is
+    cut at pauses by Silero VAD into clips of at most 30 s (`speech_clips`, the cut the CT2 path
+    hands faster-whisper), each decoded as one window; a recording without speech gets no words.
+    A blind 30-s cut, or transformers' long-form seeking, can split a word at a window edge.
+
+    Returns:
+        (the text, [{"start", "end", "text"}] per clip, in seconds).
+    """
+    from .models.ct2.runtime import WINDOW_SECONDS, speech_clips
+
+    duration = audio.size / SAMPLE_RATE
+    if duration <= WINDOW_SECONDS:
+        text = adapter.transcribe_audio([audio], options)[0]
+        return text, [{"start": 0.0, "end": round(duration, 2), "text": text}]
+    bounds = speech_clips(audio)
+    spans = list(zip(bounds[0::2], bounds[1::2]))
+    texts: list[str] = []
+    for i in range(0, len(spans), CLIPS_PER_BATCH):
+        batch = spans[i : i + CLIPS_PER_BATCH]
+        texts += adapter.transcribe_audio([audio[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)] for s, e in batch], options)
+    segments = [{"start": round(s, 2), "end": round(e, 2), "text": t.strip()} for (s, e), t in zip(spans, texts)]
+    return " ".join(seg["text"] for seg in segments if seg["text"]), segments

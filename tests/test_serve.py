@@ -83,6 +83,7 @@ def _truncated_form() -> bytes:
     [
         ({"file": b"this is not audio" * 10}, 400, "invalid_audio"),
         ({"file": wav_bytes(0.0)}, 400, "empty_audio"),
+        ({"file": b""}, 400, "empty_audio"),  # a 0-byte upload is empty, not undecodable
         ({"fields": {"model": "whisper-1"}}, 400, "missing_file"),
         ({"file": wav_bytes(0.5), "fields": {"response_format": "srt"}}, 400, "invalid_response_format"),
         ({"file": wav_bytes(0.5), "fields": {"language": "de"}}, 400, "invalid_language"),
@@ -273,21 +274,21 @@ def test_hf_backend(tiny_whisper_dir, monkeypatch):
         status, body = post(server.url, {"response_format": "verbose_json", "timestamp_granularities[]": "word"},
                             wav_bytes(0.8))
         assert status == 400 and error_code(body) == "unsupported_timestamp_granularities"
-        # Audio over 30 s goes to transformers' long-form generate (the real model decodes it in
-        # test_deployed_decoding.py; the random one would take minutes): check what it is given.
-        model, seen = server.backend.adapter.model, {}
-        real_generate = model.generate
+        # Audio over 30 s is cut at pauses into clips of <= 30 s, each one window (longform.py;
+        # the real model decodes such audio in test_deployed_decoding.py): check what is decoded.
+        from speechft import longform
+        from speechft.models.ct2 import runtime
 
-        def long_form(input_features, attention_mask, **kwargs):
-            seen.update(frames=input_features.shape[-1], mask=attention_mask.shape[-1], **kwargs)
-            return {"sequences": real_generate(input_features[..., :3000], max_new_tokens=3),
-                    "segments": [[{"start": 0.0, "end": 31.0, "tokens": [50257]}]]}
-
-        monkeypatch.setattr(model, "generate", long_form)
+        adapter, seen = server.backend.adapter, []
+        monkeypatch.setattr(runtime, "speech_clips", lambda audio: [0.5, 20.0, 21.0, 30.5])  # two stretches of speech
+        real = adapter.transcribe_audio
+        monkeypatch.setattr(adapter, "transcribe_audio", lambda audios, options: seen.append([a.size for a in audios])
+                            or real(audios, options))
         status, body = post(server.url, {"response_format": "verbose_json"}, wav_bytes(31.0))
         obj = json.loads(body)
-        assert status == 200 and obj["decoding"]["long_form"] is True and obj["segments"][0]["end"] == 31.0
-        assert seen["frames"] == seen["mask"] == 3100 and seen["return_timestamps"] is True
+        assert status == 200 and obj["decoding"]["long_form"] is True and longform.CLIPS_PER_BATCH >= 2
+        assert seen == [[int(19.5 * 16000), int(9.5 * 16000)]]  # both clips in one batch, each its own window
+        assert [(s["start"], s["end"]) for s in obj["segments"]] == [(0.5, 20.0), (21.0, 30.5)]
 
 
 @pytest.mark.slow

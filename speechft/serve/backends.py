@@ -5,9 +5,10 @@
   longer audio, cut at pauses into clips of at most 30 s, goes through faster-whisper's
   long-form loop.
 - HFBackend: a Hugging Face Whisper folder or alias through the speechft adapter: <= 30 s
-  decodes as `speechft eval` does; longer audio through transformers' own long-form
-  generation (timestamps, seeking, the same guards). VAD here is a gate: audio in which
-  Silero VAD finds no speech gets no words; audio with speech is decoded whole.
+  decodes as `speechft eval` does; longer audio is cut at pauses into clips of <= 30 s, as
+  the CT2 path cuts it, each decoded as one window (`longform.transcribe_in_clips`; the
+  transformers long-form loop used before lost words at window edges). VAD here is also a
+  gate: audio in which Silero VAD finds no speech gets no words.
 
 Both are called under the server's model lock, from a worker thread.
 """
@@ -21,11 +22,8 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..errors import SpeechftError
-from ..models.ct2.runtime import (MAX_NEW_TOKENS, SAMPLING_SEED, WINDOW_SECONDS, has_speech, is_ct2_dir, load_ct2,
-                                  transcribe_deployed)
+from ..models.ct2.runtime import MAX_NEW_TOKENS, WINDOW_SECONDS, has_speech, is_ct2_dir, load_ct2, transcribe_deployed
 from .decoding import ServedDecoding
-
-FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's schedule
 
 
 @dataclass(frozen=True)
@@ -115,34 +113,13 @@ class HFBackend:
                                                                   vad=decoding.vad_filter))
 
     def _long_form(self, audio: np.ndarray, decoding, language: str | None) -> tuple[str, list[dict]]:
-        import torch
+        from ..longform import transcribe_in_clips
+        from ..models.base import DecodeOptions
 
-        adapter = self.adapter
-        # Un-truncated features with their attention mask switch generate() to its long-form loop.
-        inputs = adapter.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, truncation=False, padding="longest",
-                                                     return_attention_mask=True, return_tensors="pt")
-        kwargs = {"return_timestamps": True, "return_segments": True, "num_beams": decoding.beams,
-                  "condition_on_prev_tokens": decoding.condition_on_previous_text,
-                  "compression_ratio_threshold": decoding.compression_ratio_threshold,
-                  "logprob_threshold": decoding.log_prob_threshold,
-                  "temperature": FALLBACK_TEMPERATURES if decoding.temperature_fallback else 0.0}
-        if decoding.log_prob_threshold is not None:  # transformers applies the no-speech test only with it
-            kwargs["no_speech_threshold"] = decoding.no_speech_threshold
-        if adapter.multilingual:
-            kwargs.update(language=language or adapter.language, task=adapter.task)
-        if decoding.prompt:
-            kwargs["prompt_ids"] = adapter.prompt_ids(decoding.prompt)
-        device = adapter.model.device
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(SAMPLING_SEED)  # the fallback samples: same audio, same text
-            out = adapter.model.generate(inputs.input_features.to(device, adapter.model.dtype),
-                                         attention_mask=inputs.attention_mask.to(device), **kwargs)
-        tok = adapter.tokenizer
-        text = tok.batch_decode(out["sequences"], skip_special_tokens=True)[0].strip()
-        segments = [{"id": i, "seek": 0, "start": _seconds(s["start"]), "end": _seconds(s["end"]),
-                     "text": tok.decode(s["tokens"], skip_special_tokens=True)}
-                    for i, s in enumerate(out["segments"][0])]
-        return text, segments
+        options = DecodeOptions(num_beams=decoding.beams, max_new_tokens=MAX_NEW_TOKENS, prompt=decoding.prompt,
+                                language=language)
+        text, clips = transcribe_in_clips(self.adapter, audio, options)
+        return text, [{"id": i, "seek": 0, **clip} for i, clip in enumerate(clips)]
 
 
 def _decoding_info(kind: str, audio: np.ndarray, decoding, prompt_source: str, vad: bool) -> dict:

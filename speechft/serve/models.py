@@ -37,13 +37,14 @@ class ServedModels:
         return self.backends[self.default]
 
     def pick(self, name: str | None):
-        """(name, backend) for a request's `model` field.
+        """(name, backend) for a request's `model` field: with one model served, any name (a client
+        configured for "whisper-large-v3" still works); with adapters, a served name.
 
         Raises:
             APIError: 400 for a name that is not served, listing the ones that are.
         """
         name = (name or "").strip()
-        if name in DEFAULT_NAMES or (name == self.default):
+        if name in DEFAULT_NAMES or name == self.default or len(self.backends) == 1:
             return self.default, self.default_backend
         if name not in self.backends:
             raise APIError(400, f"model={name!r} is not served here. Fix: use one of {', '.join(self.backends)} "

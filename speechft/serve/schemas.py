@@ -59,7 +59,7 @@ TRANSCRIPTION_FORM = {"requestBody": {"required": True, "content": {"multipart/f
     "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "WAV, FLAC, OGG, MP3, M4A, WebM, ..."},
-        "model": {"type": "string", "description": "accepted and ignored: one model is served"},
+        "model": {"type": "string", "description": "any value when one model is served; with --adapter, the adapter to use"},
         "language": {"type": "string", "description": "ISO-639-1 code (en for English-only models)"},
         "prompt": {"type": "string", "description": "replaces the served (shipped) prompt for this request"},
         "response_format": {"type": "string", "enum": ["json", "text", "verbose_json"], "default": "json"},

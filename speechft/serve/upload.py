@@ -25,6 +25,8 @@ def decode_upload(file: BinaryIO) -> np.ndarray:
     """
     import soundfile as sf
 
+    if file.seek(0, 2) == 0:  # seek returns the new position: the file's size
+        raise APIError(400, "the uploaded file is empty (0 bytes). Fix: send a recording", "empty_audio")
     try:
         file.seek(0)
         samples, sr = sf.read(file, dtype="float32", always_2d=True)

@@ -70,3 +70,18 @@ def test_a_peft_adapter_needs_a_model_folder_base(two_adapters, tmp_path):
         make_server(ct2, port=0, adapters={"aviation": str(two_adapters["aviation"] / "adapter")})
     with make_server(ct2, port=0, adapters={"cardio": str(ct2)}, **FAST) as server:  # the fast path: merged exports
         assert _text(server.url, wav_bytes(tone(1.0, 300)), "cardio")["decoding"]["backend"] == "ct2"
+
+
+def test_one_served_model_answers_any_model_name_and_adapters_need_theirs():
+    from speechft.serve.errors import APIError
+    from speechft.serve.models import ServedModels
+
+    base, cardio = object(), object()
+    alone = ServedModels({"tiny": base}, "tiny")
+    for name in (None, "", "whisper-1", "whisper-large-v3", "gpt-4o-transcribe"):  # what clients are set up with
+        assert alone.pick(name) == ("tiny", base)
+    several = ServedModels({"tiny": base, "cardio": cardio}, "tiny")
+    assert several.pick("cardio") == ("cardio", cardio) and several.pick("whisper-1") == ("tiny", base)
+    with pytest.raises(APIError) as refused:
+        several.pick("whisper-large-v3")
+    assert refused.value.code == "model_not_found"
