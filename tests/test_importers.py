@@ -412,6 +412,12 @@ def test_audiofolder_splits_by_subfolder_never_by_words_in_file_names(clips, tmp
     assert set(result.manifests) == {"train", "test"}
     for split, chunk in expected.items():
         _check(result.manifests[split], chunk)
+    shutil.copytree(src / "train", tmp_path / "nested" / "data" / "train")  # split folders one level down
+    shutil.copytree(src / "test", tmp_path / "nested" / "data" / "test")
+    assert detect_format(tmp_path / "nested") == "audiofolder"
+    nested = import_dataset(tmp_path / "nested", tmp_path / "nested-out")
+    assert set(nested.manifests) == {"train", "test"}
+    _check(nested.manifests["test"], expected["test"])
     flat = tmp_path / "flat"  # one folder: one split, whatever words the file names hold
     flat.mkdir()
     for name, c in zip(names["train"], clips):

@@ -47,7 +47,7 @@ def _folder_format(folder: Path) -> str | None:
     if names & set(METADATA_FILES):
         return "audiofolder"
     subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if any((sub / m).is_file() for sub in subfolders for m in METADATA_FILES):  # train/, test/ audiofolders
+    if any(p.name in METADATA_FILES for sub in subfolders for p in sub.rglob("*")):  # train/, data/test/ audiofolders
         return "audiofolder"
     releases = [sub for sub in subfolders if (sub / "clips").is_dir() and {p.name for p in sub.iterdir()} & set(COMMONVOICE_TSVS)]
     if releases:

@@ -90,8 +90,7 @@ def _audiofolder_kwargs(path: Path, source: str, exclude: Path | None) -> dict:
         raise SpeechftError(f"{source} has audio files but no metadata.csv or metadata.jsonl, so no transcripts. "
                             "Fix: add metadata.csv with a file_name and a text column (one row per audio file)")
     top = [f for f in metadata if f.parent == path]
-    groups = {"train": path} if top else {f.parent.relative_to(path).parts[0]: path / f.parent.relative_to(path).parts[0]
-                                          for f in metadata}
+    groups = {"train": path} if top else dict(_split_folder(f.parent, path) for f in metadata)
     data_files = {}
     for split, folder in groups.items():
         data_files[split] = [str(f) for f in files if f.is_relative_to(folder)
@@ -99,6 +98,15 @@ def _audiofolder_kwargs(path: Path, source: str, exclude: Path | None) -> dict:
     csvs = [f for f in metadata if f.suffix == ".csv"]
     features = _string_features(csvs, ",", audio=True) if csvs and len(csvs) == len(metadata) else None
     return {"data_files": data_files, **({"features": features} if features is not None else {})}
+
+
+def _split_folder(folder: Path, root: Path) -> tuple[str, Path]:
+    """(split name, its folder) for metadata in `folder`: a folder named like a split (data/train/)
+    names it, else the top folder under `root` it sits in."""
+    if folder.name.lower() in SPLIT_NAMES:
+        return folder.name, folder
+    top = folder.relative_to(root).parts[0]
+    return top, root / top
 
 
 def _open(source: str, fmt: str, exclude: Path | None = None) -> dict:
