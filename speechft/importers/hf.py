@@ -22,6 +22,8 @@ from .refs import BytesAudio, FileAudio
 from .rows import AUDIO_NAMES, ID_NAMES, SPEAKER_NAMES, TEXT_NAMES, Columns, Row, pick_column
 
 BUILDERS = {"parquet": "parquet", "arrow": "arrow", "csv": "csv", "json": "json", "audiofolder": "audiofolder"}
+SPLIT_NAMES = ("train", "dev", "validation", "valid", "test")  # folder and table names that name a split
+TABLE_FILES = {"csv": (".csv", ".tsv"), "json": (".jsonl", ".json")}  # what a folder of tables is read from
 
 
 def _refuse_empty_saved(path: Path, source: str) -> None:
@@ -34,10 +36,6 @@ def _refuse_empty_saved(path: Path, source: str) -> None:
         if state.is_file() and not json.loads(state.read_text("utf-8")).get("_data_files"):
             raise SpeechftError(f"{source}: nothing to import from split {split or 'train'!r}: it has no rows. "
                                 "Fix: check the source (or import another split with --split)")
-
-
-SPLIT_NAMES = ("train", "dev", "validation", "valid", "test")
-TABLE_FILES = {"csv": (".csv", ".tsv"), "json": (".jsonl", ".json")}
 
 
 def _files(folder: Path, exclude: Path | None) -> list[Path]:
