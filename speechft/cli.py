@@ -219,6 +219,12 @@ def cmd_export(args) -> int:
 def cmd_report(args) -> int:
     from .report_html import write_comparison_html, write_report_html
 
+    if args.out and Path(args.out).is_dir():
+        raise SpeechftError(f"--out {args.out} is a folder. Fix: give the HTML file to write, e.g. {args.out}/report.html")
+    for run in map(Path, args.run_dirs):
+        if (run / "INCOMPLETE").exists():
+            raise SpeechftError(f"{run} is a run that did not finish (INCOMPLETE), so it has no report yet. Fix: finish it "
+                                "with `speechft run RECIPE --resume`, or give a finished run")
     if len(args.run_dirs) == 1:
         print(f"wrote {write_report_html(args.run_dirs[0], args.out)}")
     else:
@@ -271,6 +277,13 @@ def cmd_export_dataset(args) -> int:
 
 def cmd_align(args) -> int:
     from .align import align_long_lines
+    from .manifest import read_manifest
+
+    missing = [u.audio_filepath for u in read_manifest(args.manifest) if not os.path.isfile(u.audio_filepath)]
+    if missing:  # a recording that is not there cannot be aligned: say so rather than copy the line
+        raise SpeechftError(f"{args.manifest}: {len(missing)} line(s) name audio that does not exist: "
+                            f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}. Fix: correct the paths "
+                            "(relative paths are read from the manifest's folder)")
 
     report = align_long_lines(args.manifest, args.out, model=args.model, max_seconds=args.max_seconds, max_wer=args.max_wer)
     print(report.summary())
@@ -301,6 +314,13 @@ def _positive_int(value: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive whole number")
     return n
+
+
+def _positive_float(value: str) -> float:
+    x = float(value)
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} is not a number above 0")
+    return x
 
 
 def _port(value: str) -> int:
@@ -462,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("manifest", help="lines longer than --max-seconds without segments are aligned; others are copied")
     s.add_argument("--out", required=True, help="output folder: the manifest, pieces/ and words/")
     s.add_argument("--model", default="whisper-tiny.en", help="aligner: built-in alias, CTranslate2 folder or HF Whisper folder")
-    s.add_argument("--max-seconds", type=float, default=30.0)
+    s.add_argument("--max-seconds", type=_positive_float, default=30.0)
     s.add_argument("--max-wer", type=float, default=0.4, help="drop pieces whose hypothesis disagrees with their text more")
     s.set_defaults(func=cmd_align)
 

@@ -203,8 +203,12 @@ class TrainConfig:
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise SpeechftError("train.epochs, train.batch_size and train.grad_accum must be >= 1")
-        if self.lr <= 0:
-            raise SpeechftError(f"train.lr={self.lr}: must be > 0")
+        if not 0 < self.lr < float("inf"):  # also refuses nan, which compares false either way
+            raise SpeechftError(f"train.lr={self.lr}: must be a number > 0. Fix: e.g. train.lr=3e-4")
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise SpeechftError(f"train.warmup_ratio={self.warmup_ratio}: use a share in [0, 1], e.g. 0.1")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise SpeechftError(f"train.max_steps={self.max_steps}: use a step count >= 1, or -1 to run every epoch")
         if self.select_by not in ("wer", "loss"):
             raise SpeechftError(f"train.select_by={self.select_by!r}: use wer or loss")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -247,6 +251,10 @@ class EvalConfig:
             raise SpeechftError(f"eval.ship_prompt={self.ship_prompt!r}: use auto (chosen on dev), always or never")
         if self.long_utterances < 0:
             raise SpeechftError(f"eval.long_utterances={self.long_utterances}: use 0 (no long recordings) or a count")
+        # Checked when the recipe loads: a bad value found after the prepare stage costs minutes.
+        if self.batch_size < 1 or self.num_beams < 1 or self.max_new_tokens < 1:
+            raise SpeechftError(f"eval.batch_size={self.batch_size}, eval.num_beams={self.num_beams}, eval.max_new_tokens="
+                                f"{self.max_new_tokens}: each must be >= 1. Fix: e.g. eval.num_beams=5")
 
 
 @dataclass

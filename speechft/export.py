@@ -32,6 +32,21 @@ FAILED_SUFFIX = ".failed"
 PARITY_BATCH_SIZE = 8  # HF and CT2-on-HF-features batches (memory stays small on CPU)
 
 
+def _check_out_dir(src: Path, out_dir: Path) -> None:
+    """The export replaces `out_dir` whole: refuse where that would lose a user's files."""
+    from .models.ct2.runtime import is_ct2_dir
+
+    source, out = src.resolve(), out_dir.resolve()
+    if out == source or source.is_relative_to(out) or out.is_relative_to(source):
+        raise SpeechftError(f"--out {out_dir} is the model folder {src} or holds it or lies inside it: the export would "
+                            "replace the model. Fix: choose a folder of its own, e.g. runs/<name>/latest/model-ct2")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SpeechftError(f"--out {out_dir} is a file. Fix: choose a folder for the export")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_ct2_dir(out_dir):
+        raise SpeechftError(f"--out {out_dir} is a folder with other files in it, which the export would delete. Fix: "
+                            "choose a new folder, or an earlier export to replace")
+
+
 def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "int8", manifest: str | Path | None = None,
                max_wer_gap: float = 0.01, terms: list[str] | None = None, language: str | None = "en") -> dict:
     """Convert a Whisper model folder to CTranslate2 and check WER parity on a manifest.
@@ -62,7 +77,11 @@ def export_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "
     if not src.is_dir():
         raise SpeechftError(f"model folder not found: {src}. Fix: give the run's model folder, e.g. runs/<name>/latest/model")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(src, out_dir)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SpeechftError(f"cannot make {out_dir.parent} ({e.strerror}). Fix: choose another --out") from None
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     summary = {"format": "ct2", "out_dir": str(out_dir), "source": str(src), "quantization": quantization}

@@ -121,3 +121,38 @@ def test_eval_and_transcribe_default_to_the_model_folders_shipped_decoding(tmp_p
     assert (opts.num_beams, opts.prompt) == (1, None)  # flags override; '' turns the prompt off
     opts = _decode_options(parse(["transcribe", "--model", str(tmp_path / "none"), "a.wav"]))
     assert (opts.num_beams, opts.prompt) == (1, None)  # no shipped decoding: greedy, no prompt
+
+
+def test_export_never_replaces_the_model_or_a_users_files(tmp_path, capsys, tiny_whisper_dir):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_whisper_dir, model)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    (tmp_path / "a-file").write_text("mine")
+    for out, message in ((model, "is the model folder"), (model / "ct2", "lies inside it"),
+                         (tmp_path / "notes", "other files in it"), (tmp_path / "a-file", "is a file")):
+        assert main(["export", "--model", str(model), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert (model / "config.json").is_file() and (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+    assert (tmp_path / "a-file").read_text() == "mine"
+    assert main(["export", "--model", str(model), "--out", str(tmp_path / "ct2")]) == 0
+    assert main(["export", "--model", str(model), "--out", str(tmp_path / "ct2")]) == 0  # an earlier export is replaced
+
+
+def test_align_and_report_refuse_mistakes_up_front(tmp_path, capsys):
+    import json
+
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": "gone.wav", "text": "a test"}) + "\n")
+    assert main(["align", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    assert "1 line(s) name audio that does not exist" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    with pytest.raises(SystemExit):
+        main(["align", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "o"), "--max-seconds", "0"])
+    assert "0 is not a number above 0" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "INCOMPLETE").write_text("")
+    assert main(["report", str(tmp_path / "run")]) == 2
+    assert "did not finish (INCOMPLETE)" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path)]) == 2
+    assert "is a folder. Fix: give the HTML file" in capsys.readouterr().err

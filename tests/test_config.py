@@ -31,6 +31,13 @@ def test_overrides_are_typed():
     ("train.cache=maybe", "train.cache"),
     ("freeze.policy=sideways", "freeze.policy"),
     ("data.long_audio=chop", "data.long_audio"),
+    # values refused when the recipe loads, not minutes later in training or evaluation
+    ("train.lr=nan", "train.lr"),
+    ("train.lr=inf", "train.lr"),
+    ("train.warmup_ratio=2", "train.warmup_ratio"),
+    ("train.max_steps=0", "train.max_steps"),
+    ("eval.num_beams=0", "eval.num_beams"),
+    ("eval.batch_size=0", "eval.batch_size"),
 ])
 def test_bad_keys_and_types_name_the_key(override, named):
     with pytest.raises(SpeechftError, match=named.replace(".", r"\.")):

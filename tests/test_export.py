@@ -66,7 +66,8 @@ def test_failed_parity_keeps_failed_folder_and_old_export(tiny_whisper_dir, tmp_
     tones = tone_manifest(tmp_path, 1)  # one clip: a random model decodes all 128 tokens, slowly
     out = tmp_path / "ct2"
     out.mkdir()
-    (out / "previous.txt").write_text("older export")
+    (out / "model.bin").write_text("older export")  # an earlier export (only such a folder may be replaced)
+    (out / "config.json").write_text("{}")
     # The gap is signed (CT2 minus HF) and a random model's WERs run far above 1, so -1
     # need not fail here: a huge negative limit always does.
     code = main(["export", "--model", str(tiny_whisper_dir), "--out", str(out), "--manifest", str(tones),
@@ -74,7 +75,8 @@ def test_failed_parity_keeps_failed_folder_and_old_export(tiny_whisper_dir, tmp_
     assert code == 2 and "ct2.failed" in capsys.readouterr().err
     failed = tmp_path / "ct2.failed"
     assert (failed / "model.bin").is_file() and json.loads((failed / PARITY_FILE).read_text())["passed"] is False
-    assert [p.name for p in out.iterdir()] == ["previous.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.bin"]
+    assert (out / "model.bin").read_text() == "older export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clips", "ct2", "ct2.failed", "tones.jsonl"]
 
 
