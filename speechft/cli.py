@@ -217,12 +217,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from .recipe.runs import INCOMPLETE_MARKER
     from .report_html import write_comparison_html, write_report_html
 
     if args.out and Path(args.out).is_dir():
         raise SpeechftError(f"--out {args.out} is a folder. Fix: give the HTML file to write, e.g. {args.out}/report.html")
     for run in map(Path, args.run_dirs):
-        if (run / "INCOMPLETE").exists():
+        if (run / INCOMPLETE_MARKER).exists():
             raise SpeechftError(f"{run} is a run that did not finish (INCOMPLETE), so it has no report yet. Fix: finish it "
                                 "with `speechft run RECIPE --resume`, or give a finished run")
     if len(args.run_dirs) == 1:
