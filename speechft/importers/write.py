@@ -82,8 +82,7 @@ class _WriteError(Exception):
 
 def _write_output(path: Path, samples: np.ndarray) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_flac(path, samples)
+        _write_flac(path, samples)  # atomic_path makes the folder
     except OSError as e:
         raise _WriteError(path, e) from e
     except RuntimeError as e:  # soundfile reports a failed write (a full disk) as LibsndfileError

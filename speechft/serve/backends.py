@@ -93,33 +93,21 @@ class HFBackend:
         self.languages = codes if self.adapter.multilingual and codes else {"en"}
 
     def transcribe(self, audio: np.ndarray, request: TranscriptionRequest) -> Transcription:
-        """Decode one waveform: one window as `speechft eval` does, longer audio long-form."""
-        from ..models.base import DecodeOptions
-
-        decoding, prompt_source = self.served.for_request(request.prompt, request.language, False)
-        language = decoding.language if self.adapter.multilingual else None
-        duration = audio.size / SAMPLE_RATE
-        if decoding.vad_filter and not has_speech(audio, decoding):
-            # Whisper answers silence and noise with words; the CT2 path's VAD drops such audio too.
-            text, segments = "", []
-        elif duration > WINDOW_SECONDS:
-            text, segments = self._long_form(audio, decoding, language)
-        else:
-            options = DecodeOptions(num_beams=decoding.beams, max_new_tokens=MAX_NEW_TOKENS, prompt=decoding.prompt,
-                                    language=language)
-            text = self.adapter.transcribe_audio([audio], options)[0]
-            segments = [{"id": 0, "seek": 0, "start": 0.0, "end": _seconds(duration), "text": text}]
-        return Transcription(text, segments, None, _decoding_info(self.kind, audio, decoding, prompt_source,
-                                                                  vad=decoding.vad_filter))
-
-    def _long_form(self, audio: np.ndarray, decoding, language: str | None) -> tuple[str, list[dict]]:
+        """Decode one waveform: one window as `speechft eval` does, longer audio in clips cut at pauses."""
         from ..longform import transcribe_in_clips
         from ..models.base import DecodeOptions
 
-        options = DecodeOptions(num_beams=decoding.beams, max_new_tokens=MAX_NEW_TOKENS, prompt=decoding.prompt,
-                                language=language)
-        text, clips = transcribe_in_clips(self.adapter, audio, options)
-        return text, [{"id": i, "seek": 0, **clip} for i, clip in enumerate(clips)]
+        decoding, prompt_source = self.served.for_request(request.prompt, request.language, False)
+        if decoding.vad_filter and not has_speech(audio, decoding):
+            # Whisper answers silence and noise with words; the CT2 path's VAD drops such audio too.
+            text, segments = "", []
+        else:
+            options = DecodeOptions(num_beams=decoding.beams, max_new_tokens=MAX_NEW_TOKENS, prompt=decoding.prompt,
+                                    language=decoding.language if self.adapter.multilingual else None)
+            text, clips = transcribe_in_clips(self.adapter, audio, options)
+            segments = [{"id": i, "seek": 0, **clip} for i, clip in enumerate(clips)]
+        return Transcription(text, segments, None, _decoding_info(self.kind, audio, decoding, prompt_source,
+                                                                  vad=decoding.vad_filter))
 
 
 def _decoding_info(kind: str, audio: np.ndarray, decoding, prompt_source: str, vad: bool) -> dict:
