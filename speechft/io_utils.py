@@ -55,6 +55,15 @@ def read_lines(path: str | Path, what: str, fix: str) -> list[str]:
         raise SpeechftError(f"{what} {path} is not UTF-8 ({e.reason}). Fix: re-save it as UTF-8") from None
 
 
+def visible_files(folder: Path, exclude: Path | None = None) -> list[Path]:
+    """The files under `folder`, recursively and sorted, without hidden ones (nothing under a
+    dot-named folder) and without those under `exclude` (an output folder inside the input)."""
+    skip = exclude.resolve() if exclude is not None else None
+    return sorted(f for f in folder.rglob("*") if f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+                  and (skip is None or not f.resolve().is_relative_to(skip)))
+
+
 def _temp_name(path: Path) -> Path:
     # pid and thread: processes and threads writing the same file never share a temp name.
     return path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}{path.suffix}")

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SpeechftError
-from .formats import READABLE_SUFFIXES, SAVE_AS, read_document_lines, readable
+from ..io_utils import visible_files
+from .formats import BULLET_MARKER, READABLE_SUFFIXES, SAVE_AS, read_document_lines, readable
 
 MIN_DOCUMENTS = 3  # train, dev and test each need a document of their own
 TABLE_MODES = ("rows", "skip")
@@ -36,7 +37,7 @@ PLAIN_HEADING_WORDS = 8  # an all-caps line or a "Label:" line of at most this m
 _ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^\s{0,3}(=+|-+)\s*$")
 _RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
-_BULLET = re.compile(r"^\s*(?:[-*+\u2022\u2023\u25e6\u25aa\u2013]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+(.*)$")
+_BULLET = re.compile(rf"^\s*{BULLET_MARKER}\s+(.*)$")
 _SEPARATOR_CELL = re.compile(r"^:?-{2,}:?$")
 _BOUNDARY = re.compile(r"([.!?]+)([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
 
@@ -190,8 +191,7 @@ def _files(paths: list[str | Path], stats: Counter) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            inside = sorted(f for f in p.rglob("*") if f.is_file()
-                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            inside = visible_files(p)
             found = [f for f in inside if readable(f)]
             others = [f for f in inside if not readable(f) and not f.name.startswith("~$")]
             if not found:

@@ -147,7 +147,9 @@ def _table_row(cells: list[str]) -> str:
 
 # ---- PDF -----------------------------------------------------------------------------------------
 _PAGE_NUMBER = re.compile(r"(?i)(?:page\s+)?[-\u2013]?\s*\d{1,4}\s*[-\u2013]?(?:\s*(?:/|of)\s*\d{1,4})?")
-_BULLET_START = re.compile(r"^(?:[-*+\u2022\u2023\u25e6\u25aa\u2013]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
+# A list item's marker: a bullet glyph, "1." / "(2)", "a)". documents.py reads list items by it too.
+BULLET_MARKER = r"(?:[-*+\u2022\u2023\u25e6\u25aa\u2013]|\(?\d{1,3}[.)]|\(?[a-z][.)])"
+_BULLET_START = re.compile(rf"^{BULLET_MARKER}\s+")
 _ENDS_SENTENCE = re.compile(r"[.!?:;][\"'\u201d)\]]*$")
 
 

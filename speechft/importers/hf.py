@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import SpeechftError
+from ..io_utils import visible_files
 from .detect import hub_offline, local_forms
 from .refs import BytesAudio, FileAudio
 from .rows import AUDIO_NAMES, ID_NAMES, SPEAKER_NAMES, TEXT_NAMES, Columns, Row, pick_column
@@ -36,15 +37,6 @@ def _refuse_empty_saved(path: Path, source: str) -> None:
         if state.is_file() and not json.loads(state.read_text("utf-8")).get("_data_files"):
             raise SpeechftError(f"{source}: nothing to import from split {split or 'train'!r}: it has no rows. "
                                 "Fix: check the source (or import another split with --split)")
-
-
-def _files(folder: Path, exclude: Path | None) -> list[Path]:
-    """The files of a folder, recursively, without hidden ones and without `exclude` (an --out
-    folder inside the source must not be read back as data)."""
-    skip = exclude.resolve() if exclude is not None else None
-    return sorted(f for f in folder.rglob("*") if f.is_file()
-                  and not any(part.startswith(".") for part in f.relative_to(folder).parts)
-                  and (skip is None or not f.resolve().is_relative_to(skip)))
 
 
 def _table_splits(files: list[Path]) -> dict[str, list[str]]:
@@ -82,7 +74,7 @@ def _audiofolder_kwargs(path: Path, source: str, exclude: Path | None) -> dict:
     file names ("my_test_clip.wav") and read an --out folder inside the source back in."""
     from .detect import AUDIO_SUFFIXES, METADATA_FILES
 
-    files = _files(path, exclude)
+    files = visible_files(path, exclude)
     metadata = [f for f in files if f.name in METADATA_FILES]
     if not metadata:
         raise SpeechftError(f"{source} has audio files but no metadata.csv or metadata.jsonl, so no transcripts. "
@@ -128,7 +120,7 @@ def _open(source: str, fmt: str, exclude: Path | None = None) -> dict:
         if fmt == "audiofolder" and path.is_dir():
             kwargs = _audiofolder_kwargs(path, source, exclude)
         elif fmt in TABLE_FILES and path.is_dir():  # only the tables: a folder holds their audio too
-            tables = [f for f in _files(path, exclude) if f.suffix.lower() in TABLE_FILES[fmt]]
+            tables = [f for f in visible_files(path, exclude) if f.suffix.lower() in TABLE_FILES[fmt]]
             kwargs = {"data_files": _table_splits(tables)}
         else:
             kwargs = {"data_dir": str(path)} if path.is_dir() else {"data_files": str(path)}
